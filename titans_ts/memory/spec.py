@@ -1,0 +1,176 @@
+"""The neural long-term memory: configuration, streaming state and the math contract.
+
+This module is the single written definition of what every executor computes
+(``reference``, ``chunked``, ``triton``). Executors implement it; they never redefine it.
+
+Contract (per batch element and head; Titans, Behrouz et al. 2025, eqs. 8-18)
+------------------------------------------------------------------------------
+Inputs per token ``t`` (positions counted from the start of the stream): query ``q_t``,
+key ``k_t``, value ``v_t`` (each ``d``-dimensional), learning rate ``theta_t``, momentum
+decay ``eta_t`` and forgetting gate ``alpha_t`` (scalars).
+
+Memory model ``f(z; W)`` with ``L = len(W)`` layers::
+
+    L == 1:  f(z) = W_1 z
+    L >= 2:  f(z) = W_L act(... act(W_1 z))         (+ z when residual=True)
+
+Inner loss ``l_t(W) = 0.5 * || f(k_t; W) - v_t ||^2``.
+
+Chunk size ``b``. Token ``t`` belongs to the chunk starting after position
+``t' = b * floor((t - 1) / b)`` (1-based ``t``), and::
+
+    u_t = grad_W l_t(W_{t'})                 # every gradient of a chunk at its start weights
+    S_t = eta_t * S_{t-1} - theta_t * u_t     # momentum ("surprise"), S_0 = 0
+    W_t = (1 - alpha_t) * W_{t-1} + S_t       # forgetting + update
+    y_t = f(q_t; W_t)                         # read after the token's own update (causal)
+
+With ``b = 1`` this is exact per-token gradient descent with momentum and weight decay.
+
+Streaming state (:class:`MemoryRunState`): the chunk-start weights ``W_{t'}`` (only while
+a chunk is open), the current weights ``W_t``, the momentum ``S_t`` and the stream
+position. Running a sequence in two pieces with the carried state equals one call on the
+whole sequence for any split point.
+
+Dtype rule
+----------
+Executors accumulate in at least float32 (float64 stays float64) and return outputs in
+the dtype of ``q``. State tensors are kept in the accumulation dtype.
+
+Shapes
+------
+``q, k, v``: ``(B, H, T, d)``; ``theta, eta, alpha``: ``(B, H, T)``; initial weights: a
+list of ``(H, out, in)`` tensors (``[W (H, d, d)]`` for depth 1; ``[W_1 (H, m*d, d), ...,
+W_L (H, d, m*d)]`` for depth ``L``). State tensors carry a batch dimension:
+``(B, H, out, in)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+
+__all__ = [
+    "ACTIVATIONS",
+    "EXECUTORS",
+    "MemoryConfig",
+    "MemoryRunState",
+]
+
+#: Activations understood by every executor (each has closed-form first/second derivatives).
+ACTIVATIONS: tuple[str, ...] = ("gelu", "silu", "tanh", "relu")
+#: Executor names accepted by :func:`titans_ts.memory.run_memory`.
+EXECUTORS: tuple[str, ...] = ("reference", "chunked", "triton", "auto")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Hyper-parameters of one :class:`~titans_ts.memory.NeuralMemory` layer.
+
+    Attributes:
+        d_model: width of the layer input/output.
+        n_heads: number of independent memory heads.
+        head_dim: width ``d`` of each head's key/value/query; default ``d_model // n_heads``.
+        depth: number of layers ``L`` of the memory model (1 = linear matrix memory).
+        hidden_mult: hidden width multiplier ``m`` of a deep memory (hidden = ``m * d``).
+        activation: inner activation of a deep memory, one of :data:`ACTIVATIONS`.
+        residual: ``f(k) = k + MLP(k)`` when True.
+        chunk_size: ``b``, tokens per chunk sharing the same gradient point.
+        conv_kernel: width of the causal depthwise convolution on q/k/v (1 disables it).
+        theta_max: upper bound of the data-dependent inner learning rate.
+        theta_init: learning rate at initialisation (sets the bias of the theta gate).
+        eta_init: momentum decay at initialisation.
+        alpha_init: forgetting gate at initialisation.
+        executor: "chunked" (default), "reference", "triton" or "auto".
+    """
+
+    d_model: int
+    n_heads: int = 4
+    head_dim: int | None = None
+    depth: int = 2
+    hidden_mult: int = 4
+    activation: str = "gelu"
+    residual: bool = False
+    chunk_size: int = 64
+    conv_kernel: int = 4
+    theta_max: float = 1.0
+    theta_init: float = 0.1
+    eta_init: float = 0.9
+    alpha_init: float = 0.001
+    executor: Literal["reference", "chunked", "triton", "auto"] = "chunked"
+
+    def __post_init__(self) -> None:
+        def bad(name: str, value: object, want: str) -> ValueError:
+            return ValueError(f"MemoryConfig.{name}={value!r} is invalid: expected {want}.")
+
+        for name in ("d_model", "n_heads", "depth", "hidden_mult", "chunk_size", "conv_kernel"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, value, "a positive integer")
+        if self.head_dim is not None and (not isinstance(self.head_dim, int) or self.head_dim < 1):
+            raise bad("head_dim", self.head_dim, "a positive integer or None")
+        if self.head_dim is None and self.d_model % self.n_heads:
+            raise bad(
+                "n_heads", self.n_heads, f"a divisor of d_model={self.d_model} (or set head_dim)"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise bad("activation", self.activation, f"one of {ACTIVATIONS}")
+        if self.executor not in EXECUTORS:
+            raise bad("executor", self.executor, f"one of {EXECUTORS}")
+        if not self.theta_max > 0:
+            raise bad("theta_max", self.theta_max, "a positive float")
+        if not 0 < self.theta_init < self.theta_max:
+            raise bad("theta_init", self.theta_init, f"a float in (0, theta_max={self.theta_max})")
+        for name in ("eta_init", "alpha_init"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise bad(name, value, "a float in (0, 1)")
+
+    @property
+    def dim_head(self) -> int:
+        """Per-head width ``d``."""
+        return self.head_dim if self.head_dim is not None else self.d_model // self.n_heads
+
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        """``(out, in)`` of each memory layer, first layer first."""
+        d, L = self.dim_head, self.depth
+        if L == 1:
+            return [(d, d)]
+        hidden = self.hidden_mult * d
+        return [(hidden, d)] + [(hidden, hidden)] * (L - 2) + [(d, hidden)]
+
+    def replace(self, **changes: object) -> MemoryConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+@dataclass
+class MemoryRunState:
+    """Everything an executor needs to continue a stream.
+
+    Attributes:
+        weights: current memory weights ``W_t``, one ``(B, H, out, in)`` tensor per layer.
+        momentum: current momentum ``S_t``, same shapes as ``weights``.
+        grad_weights: the start weights ``W_{t'}`` of the chunk in progress, or ``None``
+            when the stream stopped on a chunk boundary (the next chunk starts at ``weights``).
+        position: number of tokens consumed since the start of the stream.
+    """
+
+    weights: list[torch.Tensor]
+    momentum: list[torch.Tensor]
+    grad_weights: list[torch.Tensor] | None = None
+    position: int = 0
+
+    def detach(self) -> MemoryRunState:
+        """A copy cut from the autograd graph (truncated back-propagation through time)."""
+        return MemoryRunState(
+            weights=[w.detach() for w in self.weights],
+            momentum=[s.detach() for s in self.momentum],
+            grad_weights=None if self.grad_weights is None else [w.detach() for w in self.grad_weights],
+            position=self.position,
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.weights[0].shape[0]
