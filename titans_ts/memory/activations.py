@@ -1,0 +1,75 @@
+"""Activations of the memory model with closed-form first and second derivatives.
+
+The chunked executor's hand-written backward differentiates through the inner gradient
+(a gradient of a gradient), so it needs ``act``, ``act'`` and ``act''``. Autograd-based code
+(the reference executor) uses :func:`activation` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def activation(name: str) -> Callable[[Tensor], Tensor]:
+    """The activation function called ``name`` (see :data:`~titans_ts.memory.spec.ACTIVATIONS`)."""
+    try:
+        return _FORWARD[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}: expected one of {sorted(_FORWARD)}"
+        ) from None
+
+
+def activation_derivatives(name: str, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(act(z), act'(z), act''(z))`` elementwise, in one pass."""
+    if name == "gelu":
+        cdf = 0.5 * (1.0 + torch.erf(z * _INV_SQRT_2))
+        pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+        return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+    if name == "silu":
+        s = torch.sigmoid(z)
+        one_minus = 1.0 - s
+        return z * s, s * (1.0 + z * one_minus), s * one_minus * (2.0 + z * (1.0 - 2.0 * s))
+    if name == "tanh":
+        t = torch.tanh(z)
+        d1 = 1.0 - t * t
+        return t, d1, -2.0 * t * d1
+    if name == "relu":
+        pos = (z > 0).to(z.dtype)
+        return z * pos, pos, torch.zeros_like(z)
+    raise ValueError(f"unknown activation {name!r}: expected one of {sorted(_FORWARD)}")
+
+
+def activation_and_derivative(name: str, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``(act(z), act'(z))`` elementwise."""
+    if name == "gelu":
+        cdf = 0.5 * (1.0 + torch.erf(z * _INV_SQRT_2))
+        pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+        return z * cdf, cdf + z * pdf
+    if name == "silu":
+        s = torch.sigmoid(z)
+        return z * s, s * (1.0 + z * (1.0 - s))
+    if name == "tanh":
+        t = torch.tanh(z)
+        return t, 1.0 - t * t
+    if name == "relu":
+        pos = (z > 0).to(z.dtype)
+        return z * pos, pos
+    raise ValueError(f"unknown activation {name!r}: expected one of {sorted(_FORWARD)}")
+
+
+_FORWARD: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+    "relu": F.relu,
+}
