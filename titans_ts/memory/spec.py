@@ -78,7 +78,10 @@ class MemoryConfig:
         residual: ``f(k) = k + MLP(k)`` when True.
         chunk_size: ``b``, tokens per chunk sharing the same gradient point.
         conv_kernel: width of the causal depthwise convolution on q/k/v (1 disables it).
-        theta_max: upper bound of the data-dependent inner learning rate.
+        theta_max: upper bound of the data-dependent inner learning rate. Gradients of a
+            chunk are summed, so the step a chunk takes grows with ``chunk_size``; the
+            default keeps a 64-token chunk with momentum 0.9 stable (measured: 0.03 already
+            diverges at d_model 32-256 on unit-variance input, see the stability test).
         theta_init: learning rate at initialisation (sets the bias of the theta gate).
         eta_init: momentum decay at initialisation.
         alpha_init: forgetting gate at initialisation.
@@ -94,8 +97,8 @@ class MemoryConfig:
     residual: bool = False
     chunk_size: int = 64
     conv_kernel: int = 4
-    theta_max: float = 1.0
-    theta_init: float = 0.1
+    theta_max: float = 0.02
+    theta_init: float = 0.01
     eta_init: float = 0.9
     alpha_init: float = 0.001
     executor: Literal["reference", "chunked", "triton", "auto"] = "chunked"
