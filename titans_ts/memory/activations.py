@@ -29,23 +29,31 @@ def activation(name: str) -> Callable[[Tensor], Tensor]:
         ) from None
 
 
-def activation_derivatives(name: str, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(act(z), act'(z), act''(z))`` elementwise, in one pass."""
+def activation_backward(name: str, grad: Tensor, z: Tensor) -> Tensor:
+    """``grad * act'(z)`` in one fused kernel where PyTorch has one."""
     if name == "gelu":
-        cdf = 0.5 * (1.0 + torch.erf(z * _INV_SQRT_2))
-        pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
-        return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+        return torch.ops.aten.gelu_backward(grad, z)
+    if name == "silu":
+        return torch.ops.aten.silu_backward(grad, z)
+    if name == "tanh":
+        return torch.ops.aten.tanh_backward(grad, torch.tanh(z))
+    if name == "relu":
+        return torch.ops.aten.threshold_backward(grad, z, 0)
+    raise ValueError(f"unknown activation {name!r}: expected one of {sorted(_FORWARD)}")
+
+
+def activation_second_derivative(name: str, z: Tensor) -> Tensor:
+    """``act''(z)`` elementwise."""
+    if name == "gelu":
+        return torch.exp(-0.5 * z * z).mul_(_INV_SQRT_2PI).mul_(2.0 - z * z)
     if name == "silu":
         s = torch.sigmoid(z)
-        one_minus = 1.0 - s
-        return z * s, s * (1.0 + z * one_minus), s * one_minus * (2.0 + z * (1.0 - 2.0 * s))
+        return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s))
     if name == "tanh":
         t = torch.tanh(z)
-        d1 = 1.0 - t * t
-        return t, d1, -2.0 * t * d1
+        return -2.0 * t * (1.0 - t * t)
     if name == "relu":
-        pos = (z > 0).to(z.dtype)
-        return z * pos, pos, torch.zeros_like(z)
+        return torch.zeros_like(z)
     raise ValueError(f"unknown activation {name!r}: expected one of {sorted(_FORWARD)}")
 
 

@@ -33,12 +33,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .activations import activation_and_derivative, activation_derivatives
+from .activations import activation as activation_fn
+from .activations import activation_backward, activation_second_derivative
 from .spec import MemoryRunState
 
 Tensor = torch.Tensor
 
-__all__ = ["chunked_run_memory", "chunk_bounds", "forward_flops"]
+__all__ = ["DEFAULT_CACHE_BUDGET_BYTES", "chunked_run_memory", "chunk_bounds", "forward_flops"]
+
+#: Intermediates kept between forward and backward before falling back to recomputation.
+DEFAULT_CACHE_BUDGET_BYTES = 512 * 2**20
 
 
 # ----------------------------------------------------------------------------------------
@@ -77,6 +81,29 @@ def _gate_products_grad(P: Tensor, dP: Tensor) -> Tensor:
 
 # ----------------------------------------------------------------------------------------
 # one chunk
+#
+# Weights and momentum of layer l travel together in one buffer ``WS`` whose layout lets
+# the boundary terms ``gamma_i W_b h_i + rho_i S_b h_i`` be one matmul that never
+# materialises a full-width intermediate:
+#   "wide" layers (out >= in):   WS = [W_b | S_b]  (G, out, 2 in);  z = [gamma h | rho h] WS^T
+#   "narrow" layers (out < in):  WS = [W_b ; S_b]  (G, 2 out, in);  XY = h WS^T, z = gamma X + rho Y
+
+
+def _is_wide(shape: tuple[int, ...]) -> bool:
+    """Layout of a layer with weight shape (..., out, in)."""
+    return shape[-2] >= shape[-1]
+
+
+def _pack(W: Tensor, S: Tensor) -> Tensor:
+    return torch.cat([W, S], dim=2 if _is_wide(W.shape) else 1)
+
+
+def _unpack(WS: Tensor, wide: bool) -> tuple[Tensor, Tensor]:
+    if wide:
+        n_in = WS.shape[2] // 2
+        return WS[:, :, :n_in], WS[:, :, n_in:]
+    out = WS.shape[1] // 2
+    return WS[:, :out], WS[:, out:]
 
 
 @dataclass
@@ -84,23 +111,27 @@ class _ChunkCache:
     """Intermediates of one chunk kept for its backward (recomputed, never stored long)."""
 
     a: list[Tensor]  # key-path layer inputs a_0 = k, a_1, ..., a_{L-1}: (G, n, in_l)
-    z: list[Tensor]  # key-path pre-activations z_1..z_L: (G, n, out_l)
-    g: list[Tensor | None]  # g_l = delta_{l+1} W_g[l+1] for hidden layers
+    z: list[Tensor]  # key-path hidden pre-activations z_1..z_{L-1}: (G, n, out_l)
+    g: list[Tensor]  # g_l = delta_{l+1} W_g[l+1] for hidden layers
     delta: list[Tensor]  # delta_1..delta_L: (G, n, out_l)
     Pe: Tensor
     Pa: Tensor
     M: Tensor
     C: Tensor
     hq: list[Tensor]  # query-path layer inputs h_0 = q, h_1, ...: (G, n, in_l)
-    dact_q: list[Tensor]  # act'(z~_l) for hidden query-path layers
-    XY: list[Tensor]  # h_{l-1} [W_b; S_b]^T: (G, n, 2 out_l)
+    zq: list[Tensor]  # query-path hidden pre-activations
+    lhs: list[Tensor]  # wide: [gamma h | rho h]; narrow: h WS^T
     Gm: list[Tensor]  # h_{l-1} a_{l-1}^T: (G, n, n)
+
+    def nbytes(self) -> int:
+        tensors = [*self.a, *self.z, *self.g, *self.delta, *self.hq, *self.zq, *self.lhs, *self.Gm]
+        tensors += [self.Pe, self.Pa, self.M, self.C]
+        return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
 
 
 def _chunk_forward(
     Wg: list[Tensor],
-    Wb: list[Tensor],
-    Sb: list[Tensor],
+    WS: list[Tensor],
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -110,175 +141,207 @@ def _chunk_forward(
     act: str,
     residual: bool,
     keep: bool,
-) -> tuple[Tensor, list[Tensor], list[Tensor], _ChunkCache | None]:
-    """One chunk. ``W*``/``S*``: lists of (G, out, in); q, k, v: (G, n, d); gates: (G, n).
+) -> tuple[Tensor, list[Tensor], _ChunkCache | None]:
+    """One chunk. ``Wg``: (G, out, in) per layer; ``WS``: packed base weights+momentum;
+    q, k, v: (G, n, d); gates: (G, n).
 
-    Returns ``(y (G, n, d), W_end, S_end, cache or None)``.
+    Returns ``(y (G, n, d), WS_end, cache or None)``.
     """
     L = len(Wg)
     n = q.shape[1]
+    fn = activation_fn(act)
 
     # 1. key path at the chunk-start weights
     a = [k]
     z: list[Tensor] = []
-    dact_k: list[Tensor] = []
     h = k
     for l in range(L):
-        zl = h @ Wg[l].transpose(1, 2)
-        z.append(zl)
+        zl = torch.bmm(h, Wg[l].transpose(1, 2))
         if l < L - 1:
-            h, d1 = activation_and_derivative(act, zl)
+            z.append(zl)
+            h = fn(zl)
             a.append(h)
-            dact_k.append(d1)
-    err = z[-1] - v
+    err = zl.sub_(v)
     if residual:
-        err = err + k
+        err.add_(k)
 
     # 2. back-propagated errors: u_s = delta_l[s] a_{l-1}[s]^T
     delta: list[Tensor] = [err] * L
-    g: list[Tensor | None] = [None] * L
+    g: list[Tensor] = [err] * L
     for l in range(L - 2, -1, -1):
-        g[l] = delta[l + 1] @ Wg[l + 1]
-        delta[l] = g[l] * dact_k[l]
+        g[l] = torch.bmm(delta[l + 1], Wg[l + 1])
+        delta[l] = activation_backward(act, g[l], z[l])
 
     # 3. gate matrices
     Pe = _gate_products(eta)
     Pa = _gate_products(1.0 - alpha)
     theta_hat = torch.cat([theta.new_ones(theta.shape[0], 1), theta], dim=1)
     M = Pe * theta_hat[:, None, :]
-    C = Pa[:, :, 1:] @ M[:, 1:, :]
+    C = torch.bmm(Pa[:, :, 1:], M[:, 1:, :])
     gamma = Pa[:, 1:, 0, None]
     rho = C[:, 1:, 0, None]
     Cst = C[:, 1:, 1:]
 
     # 4. retrieval in dual form
     hq = [q]
-    dact_q: list[Tensor] = []
-    XYs: list[Tensor] = []
+    zq: list[Tensor] = []
+    lhss: list[Tensor] = []
     Gms: list[Tensor] = []
     h = q
-    y = q
     for l in range(L):
-        out = Wb[l].shape[1]
-        XY = h @ torch.cat([Wb[l], Sb[l]], dim=1).transpose(1, 2)
-        Gm = h @ a[l].transpose(1, 2)
-        zl = gamma * XY[..., :out] + rho * XY[..., out:] - (Cst * Gm) @ delta[l]
+        wide = _is_wide(Wg[l].shape)
+        Gm = torch.bmm(h, a[l].transpose(1, 2))
+        P = Cst * Gm if keep else Gm.mul_(Cst)
+        if wide:
+            lhs = torch.cat([gamma * h, rho * h], dim=2)
+            zl = torch.bmm(lhs, WS[l].transpose(1, 2))
+        else:
+            lhs = torch.bmm(h, WS[l].transpose(1, 2))
+            out = lhs.shape[2] // 2
+            zl = torch.addcmul(gamma * lhs[..., :out], rho, lhs[..., out:])
+        zl.baddbmm_(P, delta[l], alpha=-1.0)
         if keep:
-            XYs.append(XY)
+            lhss.append(lhs)
             Gms.append(Gm)
         if l < L - 1:
-            h, d1 = activation_and_derivative(act, zl)
+            if keep:
+                zq.append(zl)
+            h = fn(zl)
             hq.append(h)
-            dact_q.append(d1)
         else:
-            y = zl + q if residual else zl
+            y = zl.add_(q) if residual else zl
 
-    # 5. chunk end
+    # 5. chunk end: W_end = g W_b + r S_b - sum_s w_s u_s,  S_end = E S_b - sum_s e_s u_s
     w_end = C[:, n, 1:, None]
     e_end = M[:, n, 1:, None]
     g_end = Pa[:, n, 0, None, None]
     r_end = C[:, n, 0, None, None]
     E_end = M[:, n, 0, None, None]
-    W_end, S_end = [], []
+    WS_end = []
     for l in range(L):
-        out = Wb[l].shape[1]
-        U = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2).transpose(1, 2) @ a[l]
-        W_end.append(g_end * Wb[l] + r_end * Sb[l] - U[:, :out])
-        S_end.append(E_end * Sb[l] - U[:, out:])
+        wide = _is_wide(Wg[l].shape)
+        Wb, Sb = _unpack(WS[l], wide)
+        new = torch.empty_like(WS[l])
+        Wn, Sn = _unpack(new, wide)
+        torch.mul(Wb, g_end, out=Wn)
+        Wn.addcmul_(Sb, r_end)
+        torch.mul(Sb, E_end, out=Sn)
+        if wide:  # (out, 2in) -= delta^T [w a | e a]
+            rhs = torch.cat([w_end * a[l], e_end * a[l]], dim=2)
+            new.baddbmm_(delta[l].transpose(1, 2), rhs, alpha=-1.0)
+        else:  # (2out, in) -= [w delta | e delta]^T a
+            lhs = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2)
+            new.baddbmm_(lhs.transpose(1, 2), a[l], alpha=-1.0)
+        WS_end.append(new)
 
     cache = None
     if keep:
-        cache = _ChunkCache(a, z, g, delta, Pe, Pa, M, C, hq, dact_q, XYs, Gms)
-    return y, W_end, S_end, cache
+        cache = _ChunkCache(a, z, g, delta, Pe, Pa, M, C, hq, zq, lhss, Gms)
+    return y, WS_end, cache
 
 
 def _chunk_backward(
     Wg: list[Tensor],
-    Wb: list[Tensor],
-    Sb: list[Tensor],
+    WS: list[Tensor],
     theta: Tensor,
     c: _ChunkCache,
     act: str,
     residual: bool,
     dy: Tensor,
-    dW_end: list[Tensor] | None,
-    dS_end: list[Tensor] | None,
-) -> tuple[list[Tensor], list[Tensor], list[Tensor], Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dWS_end: list[Tensor] | None,
+) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Backward of :func:`_chunk_forward`.
 
-    Returns ``(dWg, dWb, dSb, dq, dk, dv, dtheta, deta, dalpha)``.
+    Returns ``(dWg, dWS, dq, dk, dv, dtheta, deta, dalpha)`` (``dWS`` packed like ``WS``).
     """
     L = len(Wg)
-    G, n, _ = dy.shape
+    n = dy.shape[1]
     a, delta, C, M, Pa, Pe = c.a, c.delta, c.C, c.M, c.Pa, c.Pe
     gamma = Pa[:, 1:, 0, None]
     rho = C[:, 1:, 0, None]
     Cst = C[:, 1:, 1:]
+    wides = [_is_wide(w.shape) for w in Wg]
 
     dWg = [torch.zeros_like(w) for w in Wg]
-    dWb = [torch.zeros_like(w) for w in Wb]
-    dSb = [torch.zeros_like(s) for s in Sb]
-    ddelta = [torch.zeros_like(d) for d in delta]
+    dWS = [torch.zeros_like(w) for w in WS]
+    ddelta = [torch.zeros_like(x) for x in delta]
     da = [torch.zeros_like(x) for x in a]
     dC = torch.zeros_like(C)
     dPa = torch.zeros_like(Pa)
     dM = torch.zeros_like(M)
 
     # 5. chunk end
-    if dW_end is not None or dS_end is not None:
+    if dWS_end is not None:
         w_end = C[:, n, 1:, None]
         e_end = M[:, n, 1:, None]
         for l in range(L):
-            out = Wb[l].shape[1]
-            dWe = dW_end[l] if dW_end is not None else torch.zeros_like(Wb[l])
-            dSe = dS_end[l] if dS_end is not None else torch.zeros_like(Sb[l])
-            dWb[l] += Pa[:, n, 0, None, None] * dWe
-            dSb[l] += C[:, n, 0, None, None] * dWe + M[:, n, 0, None, None] * dSe
-            dPa[:, n, 0] += (dWe * Wb[l]).sum((1, 2))
-            dC[:, n, 0] += (dWe * Sb[l]).sum((1, 2))
-            dM[:, n, 0] += (dSe * Sb[l]).sum((1, 2))
-            D = torch.cat([dWe, dSe], dim=1)  # (G, 2out, in)
-            R = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2)  # (G, n, 2out)
-            dR = -(a[l] @ D.transpose(1, 2))  # (G, n, 2out)
-            da[l] -= R @ D
-            ddelta[l] += w_end * dR[..., :out] + e_end * dR[..., out:]
-            dC[:, n, 1:] += (dR[..., :out] * delta[l]).sum(-1)
-            dM[:, n, 1:] += (dR[..., out:] * delta[l]).sum(-1)
+            wide = wides[l]
+            Wb, Sb = _unpack(WS[l], wide)
+            dNW, dNS = _unpack(dWS_end[l], wide)
+            dWb, dSb = _unpack(dWS[l], wide)
+            torch.mul(dNW, Pa[:, n, 0, None, None], out=dWb)
+            torch.mul(dNW, C[:, n, 0, None, None], out=dSb)
+            dSb.addcmul_(dNS, M[:, n, 0, None, None])
+            dPa[:, n, 0] += (dNW * Wb).sum((1, 2))
+            dC[:, n, 0] += (dNW * Sb).sum((1, 2))
+            dM[:, n, 0] += (dNS * Sb).sum((1, 2))
+            if wide:  # U = delta^T R, R = [w a | e a]
+                R = torch.cat([w_end * a[l], e_end * a[l]], dim=2)
+                ddelta[l].baddbmm_(R, dWS_end[l].transpose(1, 2), alpha=-1.0)
+                dR = -torch.bmm(delta[l], dWS_end[l])
+                n_in = a[l].shape[2]
+                da[l] += w_end * dR[..., :n_in] + e_end * dR[..., n_in:]
+                dC[:, n, 1:] += (dR[..., :n_in] * a[l]).sum(-1)
+                dM[:, n, 1:] += (dR[..., n_in:] * a[l]).sum(-1)
+            else:  # U = R^T a, R = [w delta | e delta]
+                R = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2)
+                dR = -torch.bmm(a[l], dWS_end[l].transpose(1, 2))
+                da[l].baddbmm_(R, dWS_end[l], alpha=-1.0)
+                out = delta[l].shape[2]
+                ddelta[l] += w_end * dR[..., :out] + e_end * dR[..., out:]
+                dC[:, n, 1:] += (dR[..., :out] * delta[l]).sum(-1)
+                dM[:, n, 1:] += (dR[..., out:] * delta[l]).sum(-1)
 
     # 4. retrieval, last layer first
-    dq = dy if residual else torch.zeros_like(dy)
+    dq = dy.clone() if residual else None
     dz = dy
     dgamma = torch.zeros_like(gamma)
     drho = torch.zeros_like(rho)
     dCst = torch.zeros_like(Cst)
     for l in range(L - 1, -1, -1):
-        out = Wb[l].shape[1]
         h = c.hq[l]
-        XY = c.XY[l]
-        dgamma += (dz * XY[..., :out]).sum(-1, keepdim=True)
-        drho += (dz * XY[..., out:]).sum(-1, keepdim=True)
-        GR = torch.cat([gamma * dz, rho * dz], dim=2)  # (G, n, 2out)
-        dWS = GR.transpose(1, 2) @ h
-        dWb[l] += dWS[:, :out]
-        dSb[l] += dWS[:, out:]
-        dh = GR @ torch.cat([Wb[l], Sb[l]], dim=1)
-        dP = -(dz @ delta[l].transpose(1, 2))  # (G, n, n)
-        ddelta[l] -= (Cst * c.Gm[l]).transpose(1, 2) @ dz
-        dCst += dP * c.Gm[l]
-        dGm = dP * Cst
-        dh += dGm @ a[l]
-        da[l] += dGm.transpose(1, 2) @ h
-        if l > 0:
-            dz = dh * c.dact_q[l - 1]
+        lhs = c.lhs[l]
+        if wides[l]:
+            dlhs = torch.bmm(dz, WS[l])  # (n, 2in)
+            dWS[l].baddbmm_(dz.transpose(1, 2), lhs)
+            n_in = h.shape[2]
+            dgamma += (dlhs[..., :n_in] * h).sum(-1, keepdim=True)
+            drho += (dlhs[..., n_in:] * h).sum(-1, keepdim=True)
+            dh = torch.addcmul(gamma * dlhs[..., :n_in], rho, dlhs[..., n_in:])
         else:
-            dq = dq + dh
+            out = dz.shape[2]
+            dgamma += (dz * lhs[..., :out]).sum(-1, keepdim=True)
+            drho += (dz * lhs[..., out:]).sum(-1, keepdim=True)
+            dXY = torch.cat([gamma * dz, rho * dz], dim=2)
+            dWS[l].baddbmm_(dXY.transpose(1, 2), h)
+            dh = torch.bmm(dXY, WS[l])
+        dP = torch.bmm(dz, delta[l].transpose(1, 2))  # minus sign folded below
+        ddelta[l].baddbmm_((Cst * c.Gm[l]).transpose(1, 2), dz, alpha=-1.0)
+        dCst.addcmul_(dP, c.Gm[l], value=-1.0)
+        dGm = dP.mul_(Cst).neg_()
+        dh.baddbmm_(dGm, a[l])
+        da[l].baddbmm_(dGm.transpose(1, 2), h)
+        if l > 0:
+            dz = activation_backward(act, dh, c.zq[l - 1])
+        else:
+            dq = dh if dq is None else dq.add_(dh)
 
     # 3. gates
     dC[:, 1:, 1:] += dCst * _lower_mask(n, dy.device)
     dC[:, 1:, 0] += drho[..., 0]
     dPa[:, 1:, 0] += dgamma[..., 0]
-    dPa[:, :, 1:] += dC @ M[:, 1:, :].transpose(1, 2)
-    dM[:, 1:, :] += Pa[:, :, 1:].transpose(1, 2) @ dC
+    dPa[:, :, 1:] += torch.bmm(dC, M[:, 1:, :].transpose(1, 2))
+    dM[:, 1:, :] += torch.bmm(Pa[:, :, 1:].transpose(1, 2), dC)
     dtheta = (dM * Pe).sum(1)[:, 1:]
     dPe = dM.clone()
     dPe[:, :, 1:] *= theta[:, None, :]
@@ -286,27 +349,26 @@ def _chunk_backward(
     dalpha = -_gate_products_grad(Pa, dPa)
 
     # 2. back-propagated errors (delta_1 was computed last, so it is undone first)
-    dz_key = [torch.zeros_like(x) for x in c.z]
+    dz_key: list[Tensor | None] = [None] * L
     for l in range(L - 1):
-        _, d1, d2 = activation_derivatives(act, c.z[l])
-        dg = ddelta[l] * d1
-        dz_key[l] += ddelta[l] * c.g[l] * d2
-        ddelta[l + 1] += dg @ Wg[l + 1].transpose(1, 2)
-        dWg[l + 1] += delta[l + 1].transpose(1, 2) @ dg
+        dg = activation_backward(act, ddelta[l], c.z[l])
+        second = activation_second_derivative(act, c.z[l]).mul_(ddelta[l]).mul_(c.g[l])
+        dz_key[l] = second
+        ddelta[l + 1].baddbmm_(dg, Wg[l + 1].transpose(1, 2))
+        dWg[l + 1].baddbmm_(delta[l + 1].transpose(1, 2), dg)
     derr = ddelta[L - 1]
-    dz_key[L - 1] += derr
+    dz_key[L - 1] = derr
     dv = -derr
-    dk = derr.clone() if residual else torch.zeros_like(derr)
+    dk = derr.clone() if residual else None
 
     # 1. key path
     for l in range(L - 1, -1, -1):
-        dWg[l] += dz_key[l].transpose(1, 2) @ a[l]
-        da[l] += dz_key[l] @ Wg[l]
+        dWg[l].baddbmm_(dz_key[l].transpose(1, 2), a[l])
+        da[l].baddbmm_(dz_key[l], Wg[l])
         if l > 0:
-            _, d1 = activation_and_derivative(act, c.z[l - 1])
-            dz_key[l - 1] += da[l] * d1
-    dk = dk + da[0]
-    return dWg, dWb, dSb, dq, dk, dv, dtheta, deta, dalpha
+            dz_key[l - 1].add_(activation_backward(act, da[l], c.z[l - 1]))
+    dk = da[0] if dk is None else dk.add_(da[0])
+    return dWg, dWS, dq, dk, dv, dtheta, deta, dalpha
 
 
 # ----------------------------------------------------------------------------------------
@@ -334,74 +396,91 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, meta, q, k, v, theta, eta, alpha, *flat):  # type: ignore[override]
-        L, act, residual, bounds, has_wg = meta
-        W = list(flat[:L])
-        S = list(flat[L : 2 * L])
+        L, act, residual, bounds, has_wg, wides, cache_budget = meta
+        WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         ys = []
-        boundary = []
-        Wg = Wg0 if Wg0 is not None else W
+        boundary: list[tuple[list[Tensor] | None, list[Tensor]]] = []
+        caches: list[_ChunkCache | None] = []
+        cached_bytes = 0
         for j, (s, e) in enumerate(bounds):
-            if j > 0:
-                Wg = W
-            boundary.append((Wg, W, S))
-            y, W, S, _ = _chunk_forward(
-                Wg, W, S, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                alpha[:, s:e], act, residual, keep=False,
+            Wg = Wg0 if (j == 0 and Wg0 is not None) else None
+            boundary.append((Wg, WS))
+            wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
+            keep = cached_bytes < cache_budget
+            y, WS, cache = _chunk_forward(
+                wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
+                alpha[:, s:e], act, residual, keep=keep,
             )
+            if cache is not None:
+                cached_bytes += cache.nbytes()
+            caches.append(cache)
             ys.append(y)
         ctx.meta = meta
         ctx.boundary = boundary
+        ctx.caches = caches
         ctx.save_for_backward(q, k, v, theta, eta, alpha)
-        y = torch.cat(ys, dim=1) if ys else torch.zeros_like(q)
-        # grad weights of an open final chunk: clone so that outputs never alias inputs
-        last_wg = [w.clone() for w in boundary[-1][0]] if boundary else [w.clone() for w in W]
-        return (y, *W, *S, *last_wg)
+        y = torch.cat(ys, dim=1)
+        W_out = [_unpack(x, wd)[0].contiguous() for x, wd in zip(WS, wides)]
+        S_out = [_unpack(x, wd)[1].contiguous() for x, wd in zip(WS, wides)]
+        last_wg, last_ws = boundary[-1]
+        if last_wg is None:
+            last_wg = [_unpack(x, wd)[0] for x, wd in zip(last_ws, wides)]
+        return (y, *W_out, *S_out, *[w.clone() for w in last_wg])
 
     @staticmethod
     def backward(ctx, dy, *douts):  # type: ignore[override]
-        L, act, residual, bounds, has_wg = ctx.meta
+        L, act, residual, bounds, has_wg, wides, _ = ctx.meta
         q, k, v, theta, eta, alpha = ctx.saved_tensors
-        dW_next = list(douts[:L])
-        dS_next = list(douts[L : 2 * L])
-        dWg_last = list(douts[2 * L : 3 * L])
-        dW_next = [None if d is None else d for d in dW_next]
-        if all(d is None for d in dW_next):
-            dW_next = None
-        if all(d is None for d in dS_next):
-            dS_next = None
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        dth, det, dal = torch.zeros_like(theta), torch.zeros_like(eta), torch.zeros_like(alpha)
-        dWg0 = None
+        dW_out, dS_out, dWg_last = douts[:L], douts[L : 2 * L], douts[2 * L : 3 * L]
+        dWS_next: list[Tensor] | None = None
+        if any(d is not None for d in (*dW_out, *dS_out)):
+            dWS_next = []
+            for l in range(L):
+                ws = ctx.boundary[-1][1][l]
+                buf = torch.zeros_like(ws)
+                bw, bs = _unpack(buf, wides[l])
+                if dW_out[l] is not None:
+                    bw.copy_(dW_out[l])
+                if dS_out[l] is not None:
+                    bs.copy_(dS_out[l])
+                dWS_next.append(buf)
         if dy is None:
             dy = torch.zeros_like(q)
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        dth, det, dal = torch.empty_like(theta), torch.empty_like(eta), torch.empty_like(alpha)
+        dWg0 = None
         for j in range(len(bounds) - 1, -1, -1):
             s, e = bounds[j]
-            Wg, Wb, Sb = ctx.boundary[j]
-            if dW_next is not None:
-                dW_next = [torch.zeros_like(w) if d is None else d for d, w in zip(dW_next, Wb)]
-            if dS_next is not None:
-                dS_next = [torch.zeros_like(w) if d is None else d for d, w in zip(dS_next, Sb)]
-            _, _, _, cache = _chunk_forward(
-                Wg, Wb, Sb, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                alpha[:, s:e], act, residual, keep=True,
-            )
-            dWg, dWb, dSb, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
-                Wg, Wb, Sb, theta[:, s:e], cache, act, residual, dy[:, s:e], dW_next, dS_next
+            Wg_saved, WS = ctx.boundary[j]
+            Wg = Wg_saved if Wg_saved is not None else [
+                _unpack(x, wd)[0] for x, wd in zip(WS, wides)
+            ]
+            cache = ctx.caches[j]
+            ctx.caches[j] = None  # free as we go
+            if cache is None:
+                _, _, cache = _chunk_forward(
+                    Wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
+                    alpha[:, s:e], act, residual, keep=True,
+                )
+            dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
+                Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next
             )
             if j == len(bounds) - 1:
                 for l, d in enumerate(dWg_last):
                     if d is not None:
-                        dWg[l] = dWg[l] + d
+                        dWg[l] += d
             dq[:, s:e], dk[:, s:e], dv[:, s:e] = dq_, dk_, dv_
             dth[:, s:e], det[:, s:e], dal[:, s:e] = dth_, det_, dal_
-            if Wg is Wb:
-                dW_next = [a + b for a, b in zip(dWb, dWg)]
+            if Wg_saved is None:
+                for l in range(L):
+                    _unpack(dWS[l], wides[l])[0].add_(dWg[l])
             else:
-                dW_next = dWb
                 dWg0 = dWg
-            dS_next = dSb
-        dflat = list(dW_next) + list(dS_next)
+            dWS_next = dWS
+        dW = [_unpack(x, wd)[0] for x, wd in zip(dWS_next, wides)]
+        dS = [_unpack(x, wd)[1] for x, wd in zip(dWS_next, wides)]
+        dflat = dW + dS
         if has_wg:
             dflat += list(dWg0) if dWg0 is not None else [None] * L
         return (None, dq, dk, dv, dth, det, dal, *dflat)
@@ -420,8 +499,13 @@ def chunked_run_memory(
     activation: str = "gelu",
     residual: bool = False,
     state: MemoryRunState | None = None,
+    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
 ) -> tuple[Tensor, MemoryRunState]:
     """Chunked executor. Same arguments and result as :func:`titans_ts.memory.run_memory`.
+
+    ``cache_budget_bytes``: when autograd needs a backward, chunk intermediates are kept
+    from the forward pass up to this many bytes; later chunks are recomputed in backward
+    from their boundary state (0 = always recompute, minimal memory).
 
     Expects validated inputs already in the compute dtype (the public entry does that).
     """
@@ -447,7 +531,13 @@ def chunked_run_memory(
 
     bounds = chunk_bounds(position, T, chunk_size)
     tensors = [flat(q), flat(k), flat(v), flat(theta), flat(eta), flat(alpha)]
-    meta = (L, activation, residual, bounds, Wg is not None)
+    wides = tuple(_is_wide(w.shape) for w in weights)
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (q, k, v, theta, eta, alpha, *W, *S, *(Wg or []))
+    )
+    if not needs_grad:
+        cache_budget_bytes = 0
+    meta = (L, activation, residual, bounds, Wg is not None, wides, cache_budget_bytes)
     ins = W + S + (Wg if Wg is not None else [])
     outs = _ChunkedMemoryFunction.apply(meta, *tensors, *ins)
     y = outs[0]
