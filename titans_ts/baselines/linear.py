@@ -1,0 +1,364 @@
+"""In-run linear baselines for the long-horizon recipe (DESIGN.md §5).
+
+* :func:`repeat_last_value`: the forecast repeats the last observed value of each channel.
+* :class:`LastValueRidge` (RLinear style): subtract the window's last value, map the
+  ``L - 1`` remaining centred inputs to the ``H`` centred targets with one ridge regression
+  shared by all channels, add the last value back. It is fitted in closed form on **all**
+  stride-1 train windows of all channels through the normal equations ``XᵀX``, ``XᵀY``,
+  accumulated block by block, so memory is ``O(L² + L·H)`` whatever the number of windows.
+  The ridge penalty is chosen on the validation windows from a small grid.
+
+The centred last input is identically zero, so it is dropped from the features: ``X`` has
+``L - 1`` columns and ``alpha = 0`` is ordinary least squares. An unpenalised intercept per
+horizon step is fitted by default (RLinear's ``nn.Linear`` has a bias). The penalty is per
+row: the system solved is ``(XᵀX / n + alpha·I) W = XᵀY / n`` (augmented with the intercept
+column) with ``n`` the number of rows (windows × channels).
+
+Run the benchmark with ``python -m titans_ts.baselines.linear --dataset ETTh1`` (or
+``--dataset all``); data are found as described in :mod:`titans_ts.datasets.discovery`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from titans_ts.metrics import RegressionAccumulator
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "LastValueRidge",
+    "NormalEquations",
+    "evaluate_forecaster",
+    "iter_windows",
+    "main",
+    "repeat_last_value",
+    "run_long_horizon_baselines",
+    "window_normal_equations",
+]
+
+DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+"""Per-row ridge penalties tried on the validation split."""
+
+_BLOCK_ELEMENTS = 1 << 22  # float64 values per block of windows (32 MiB)
+
+
+def _check_series(array: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"array must have shape (T, C), got {array.shape}")
+    if lookback < 2:
+        raise ValueError(f"lookback must be >= 2 (centring leaves L - 1 inputs), got {lookback}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if array.shape[0] < lookback + horizon:
+        raise ValueError(
+            f"a series of {array.shape[0]} rows has no window of lookback {lookback} + "
+            f"horizon {horizon}"
+        )
+    return array
+
+
+def iter_windows(
+    array: np.ndarray, lookback: int, horizon: int, *, block: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield all stride-1 windows in blocks: ``x (b, L, C)`` and ``y (b, H, C)`` float64.
+
+    Blocks are copies of at most ``block`` windows (default: about 32 MiB per block); the
+    full set is never materialised.
+    """
+    array = _check_series(array, lookback, horizon)
+    width = lookback + horizon
+    if block is None:
+        block = max(1, _BLOCK_ELEMENTS // (width * array.shape[1]))
+    view = sliding_window_view(array, width, axis=0)  # (n, C, width), no copy
+    for start in range(0, view.shape[0], block):
+        chunk = np.ascontiguousarray(view[start : start + block].transpose(0, 2, 1), np.float64)
+        yield chunk[:, :lookback], chunk[:, lookback:]
+
+
+def repeat_last_value(x: np.ndarray, horizon: int) -> np.ndarray:
+    """Forecast ``(B, H, C)`` that repeats the last row of ``x (B, L, C)``."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (B, L, C), got {x.shape}")
+    return np.repeat(x[:, -1:, :], horizon, axis=1)
+
+
+def _centred_rows(x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(b, L, C) windows -> channel-independent centred rows ``(b·C, L-1)`` and ``(b·C, H)``."""
+    last = x[:, -1:, :]
+    features = (x[:, :-1, :] - last).transpose(0, 2, 1).reshape(-1, x.shape[1] - 1)
+    if y is None:
+        return features, None
+    targets = (y - last).transpose(0, 2, 1).reshape(-1, y.shape[1])
+    return features, targets
+
+
+@dataclasses.dataclass
+class NormalEquations:
+    """Sufficient statistics of the centred regression (all float64).
+
+    Attributes:
+        xtx: ``XᵀX``, shape ``(L-1, L-1)``.
+        xty: ``XᵀY``, shape ``(L-1, H)``.
+        x_sum: column sums of ``X``, ``(L-1,)``.
+        y_sum: column sums of ``Y``, ``(H,)``.
+        n: number of rows (windows × channels).
+    """
+
+    xtx: np.ndarray
+    xty: np.ndarray
+    x_sum: np.ndarray
+    y_sum: np.ndarray
+    n: int
+
+    def solve(self, alpha: float, *, fit_intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge solution ``(coef (L-1, H), intercept (H,))``; the intercept is not penalised.
+
+        Solves ``(XᵀX/n + alpha·I) W = XᵀY/n``, augmented with a column of ones when
+        ``fit_intercept``; falls back to least squares if the system is singular.
+        """
+        k, horizon = self.xty.shape
+        if fit_intercept:
+            system = np.empty((k + 1, k + 1))
+            system[:k, :k] = self.xtx / self.n + alpha * np.eye(k)
+            system[:k, k] = system[k, :k] = self.x_sum / self.n
+            system[k, k] = 1.0
+            rhs = np.vstack([self.xty / self.n, self.y_sum[None, :] / self.n])
+        else:
+            system = self.xtx / self.n + alpha * np.eye(k)
+            rhs = self.xty / self.n
+        try:
+            solution = np.linalg.solve(system, rhs)
+        except np.linalg.LinAlgError:  # singular (alpha = 0 on degenerate data)
+            solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        if fit_intercept:
+            return solution[:k], solution[k]
+        return solution, np.zeros(horizon)
+
+
+def window_normal_equations(
+    array: np.ndarray, lookback: int, horizon: int, *, block: int | None = None
+) -> NormalEquations:
+    """Normal equations of the last-value-centred regression over all windows and channels.
+
+    Memory is ``O(L² + L·H)`` plus one block of windows, whatever the series length.
+
+    Args:
+        array: ``(T, C)`` series (one split, already scaled).
+        lookback, horizon: ``L`` and ``H``.
+        block: windows per block (default: about 32 MiB of windows).
+
+    Returns:
+        :class:`NormalEquations` with ``n = windows · C`` rows.
+    """
+    xtx = np.zeros((lookback - 1, lookback - 1))
+    xty = np.zeros((lookback - 1, horizon))
+    x_sum = np.zeros(lookback - 1)
+    y_sum = np.zeros(horizon)
+    n = 0
+    for x, y in iter_windows(array, lookback, horizon, block=block):
+        features, targets = _centred_rows(x, y)
+        xtx += features.T @ features
+        xty += features.T @ targets
+        x_sum += features.sum(axis=0)
+        y_sum += targets.sum(axis=0)
+        n += features.shape[0]
+    return NormalEquations(xtx, xty, x_sum, y_sum, n)
+
+
+@dataclasses.dataclass
+class LastValueRidge:
+    """RLinear-style ridge forecaster shared by all channels.
+
+    Args:
+        lookback: ``L`` (>= 2).
+        horizon: ``H``.
+        alphas: per-row ridge penalties tried on the validation split (a single value needs
+            no validation data).
+        fit_intercept: fit an unpenalised bias per horizon step.
+
+    Fitted attributes (set by :meth:`fit`): ``coef_ (L-1, H)``, ``intercept_ (H,)``,
+    ``alpha_``, ``val_mse_ {alpha: mse}`` (empty for a single alpha), ``n_train_rows_``.
+    """
+
+    lookback: int = 96
+    horizon: int = 96
+    alphas: Sequence[float] = DEFAULT_ALPHAS
+    fit_intercept: bool = True
+
+    def fit(self, train: np.ndarray, val: np.ndarray | None = None) -> LastValueRidge:
+        """Fit on all train windows; pick ``alpha`` by MSE over all val windows.
+
+        Args:
+            train: ``(T_train, C)`` scaled series.
+            val: ``(T_val, C)`` scaled series including its ``lookback`` context rows; needed
+                when more than one alpha is given.
+        """
+        alphas = [float(a) for a in self.alphas]
+        if not alphas or min(alphas) < 0:
+            raise ValueError(f"alphas must be a non-empty list of values >= 0, got {self.alphas}")
+        if len(alphas) > 1 and val is None:
+            raise ValueError("val is needed to choose among several alphas; pass val=...")
+        _check_series(train, self.lookback, self.horizon)
+        equations = window_normal_equations(train, self.lookback, self.horizon)
+        self.n_train_rows_ = equations.n
+        candidates = {
+            a: equations.solve(a, fit_intercept=self.fit_intercept) for a in alphas
+        }
+        self.val_mse_: dict[float, float] = {}
+        if len(alphas) > 1:
+            # one pass over the val windows scores every candidate
+            accumulators = {a: RegressionAccumulator() for a in candidates}
+            for x, y in iter_windows(val, self.lookback, self.horizon):
+                features, _ = _centred_rows(x, None)
+                for a, (coef, intercept) in candidates.items():
+                    accumulators[a].update(_uncentre(features @ coef + intercept, x), y)
+            self.val_mse_ = {a: acc.compute()["mse"] for a, acc in accumulators.items()}
+            self.alpha_ = min(self.val_mse_, key=self.val_mse_.__getitem__)
+        else:
+            self.alpha_ = alphas[0]
+        self.coef_, self.intercept_ = candidates[self.alpha_]
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Forecast ``(B, H, C)`` (float64) from windows ``x (B, L, C)``."""
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("LastValueRidge is not fitted yet; call fit(train, val) first")
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 3 or x.shape[1] != self.lookback:
+            raise ValueError(f"x must have shape (B, {self.lookback}, C), got {x.shape}")
+        return _predict(x, self.coef_, self.intercept_)
+
+
+def _uncentre(centred: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Centred channel-independent forecasts ``(b·C, H)`` -> ``(b, H, C)`` + last value."""
+    batch, _, channels = x.shape
+    return centred.reshape(batch, channels, -1).transpose(0, 2, 1) + x[:, -1:, :]
+
+
+def _predict(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    features, _ = _centred_rows(x, None)
+    return _uncentre(features @ coef + intercept, x)
+
+
+def evaluate_forecaster(
+    forecast, array: np.ndarray, lookback: int, horizon: int
+) -> dict[str, float]:
+    """MSE/MAE of ``forecast(x (b, L, C)) -> (b, H, C)`` over all stride-1 windows of ``array``."""
+    acc = RegressionAccumulator()
+    for x, y in iter_windows(array, lookback, horizon):
+        acc.update(forecast(x), y)
+    return acc.compute()
+
+
+def run_long_horizon_baselines(
+    dataset: str,
+    *,
+    lookback: int = 96,
+    horizons: Sequence[int] = (96, 192, 336, 720),
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    fit_intercept: bool = True,
+    path: str | None = None,
+) -> list[dict[str, object]]:
+    """Fit and evaluate both baselines on one dataset for each horizon (DESIGN.md §5).
+
+    Returns:
+        One record per horizon: ``dataset, horizon, alpha, val_mse, test_mse, test_mae,
+        last_mse, last_mae, n_test_windows, seconds``.
+    """
+    from titans_ts.datasets.long_horizon import load_long_horizon
+
+    records: list[dict[str, object]] = []
+    for horizon in horizons:
+        started = time.perf_counter()
+        splits = load_long_horizon(dataset, lookback=lookback, horizon=horizon, path=path)
+        model = LastValueRidge(lookback, horizon, alphas, fit_intercept)
+        model.fit(splits.train, splits.val)
+        ridge = evaluate_forecaster(model.predict, splits.test, lookback, horizon)
+        last = evaluate_forecaster(lambda x, h=horizon: repeat_last_value(x, h), splits.test,
+                                   lookback, horizon)
+        records.append({
+            "dataset": splits.name,
+            "horizon": int(horizon),
+            "alpha": model.alpha_,
+            "val_mse": model.val_mse_.get(model.alpha_, float("nan")),
+            "test_mse": ridge["mse"],
+            "test_mae": ridge["mae"],
+            "last_mse": last["mse"],
+            "last_mae": last["mae"],
+            "n_test_windows": splits.n_windows("test"),
+            "seconds": time.perf_counter() - started,
+        })
+    return records
+
+
+def _format(records: list[dict[str, object]]) -> str:
+    lines = [
+        f"{'dataset':8} {'H':>4} {'alpha':>7} {'val_mse':>8} {'MSE':>7} {'MAE':>7} "
+        f"{'last_MSE':>8} {'last_MAE':>8} {'windows':>7} {'sec':>5}"
+    ]
+    for r in records:
+        lines.append(
+            f"{r['dataset']:8} {r['horizon']:>4} {r['alpha']:>7g} {r['val_mse']:>8.4f} "
+            f"{r['test_mse']:>7.4f} {r['test_mae']:>7.4f} {r['last_mse']:>8.4f} "
+            f"{r['last_mae']:>8.4f} {r['n_test_windows']:>7} {r['seconds']:>5.1f}"
+        )
+    by_dataset: dict[str, list[dict[str, object]]] = {}
+    for r in records:
+        by_dataset.setdefault(str(r["dataset"]), []).append(r)
+    for name, rows in by_dataset.items():
+        lines.append(
+            f"{name:8} {'avg':>4} {'':>7} {'':>8} "
+            f"{np.mean([r['test_mse'] for r in rows]):>7.4f} "
+            f"{np.mean([r['test_mae'] for r in rows]):>7.4f} "
+            f"{np.mean([r['last_mse'] for r in rows]):>8.4f} "
+            f"{np.mean([r['last_mae'] for r in rows]):>8.4f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m titans_ts.baselines.linear --dataset ETTh1``."""
+    from titans_ts.datasets.long_horizon import LONG_HORIZON_DATASETS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m titans_ts.baselines.linear",
+        description="Repeat-last-value and last-value-centred ridge baselines, long-horizon "
+        "protocol (all test windows, standardised scale).",
+    )
+    parser.add_argument(
+        "--dataset", action="append",
+        help=f"dataset name ({', '.join(LONG_HORIZON_DATASETS)}), 'all', or a wide CSV path; "
+        "repeatable (default: ETTh1)",
+    )
+    parser.add_argument("--lookback", type=int, default=96)
+    parser.add_argument("--horizons", type=int, nargs="+", default=[96, 192, 336, 720])
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS))
+    parser.add_argument("--no-intercept", action="store_true", help="fit without a bias")
+    parser.add_argument("--path", default=None, help="explicit file or folder for the dataset")
+    parser.add_argument("--json", action="store_true", help="print JSON records instead")
+    args = parser.parse_args(argv)
+    names = args.dataset or ["ETTh1"]
+    if any(n.lower() == "all" for n in names):
+        names = list(LONG_HORIZON_DATASETS)
+    records: list[dict[str, object]] = []
+    for name in names:
+        records += run_long_horizon_baselines(
+            name, lookback=args.lookback, horizons=args.horizons, alphas=args.alphas,
+            fit_intercept=not args.no_intercept, path=args.path,
+        )
+    print(json.dumps(records, indent=2) if args.json else _format(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
