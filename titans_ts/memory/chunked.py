@@ -106,6 +106,15 @@ def _unpack(WS: Tensor, wide: bool) -> tuple[Tensor, Tensor]:
     return WS[:, :out], WS[:, out:]
 
 
+def _scaled_pair(x: Tensor, s1: Tensor, s2: Tensor) -> Tensor:
+    """``[s1 * x | s2 * x]`` along the last dim, written once. x: (G, n, c); s: (G, n, 1)."""
+    c = x.shape[2]
+    outp = x.new_empty(x.shape[0], x.shape[1], 2 * c)
+    torch.mul(x, s1, out=outp[..., :c])
+    torch.mul(x, s2, out=outp[..., c:])
+    return outp
+
+
 @dataclass
 class _ChunkCache:
     """Intermediates of one chunk kept for its backward (recomputed, never stored long)."""
@@ -193,7 +202,7 @@ def _chunk_forward(
         Gm = torch.bmm(h, a[l].transpose(1, 2))
         P = Cst * Gm if keep else Gm.mul_(Cst)
         if wide:
-            lhs = torch.cat([gamma * h, rho * h], dim=2)
+            lhs = _scaled_pair(h, gamma, rho)
             zl = torch.bmm(lhs, WS[l].transpose(1, 2))
         else:
             lhs = torch.bmm(h, WS[l].transpose(1, 2))
@@ -227,11 +236,10 @@ def _chunk_forward(
         Wn.addcmul_(Sb, r_end)
         torch.mul(Sb, E_end, out=Sn)
         if wide:  # (out, 2in) -= delta^T [w a | e a]
-            rhs = torch.cat([w_end * a[l], e_end * a[l]], dim=2)
-            new.baddbmm_(delta[l].transpose(1, 2), rhs, alpha=-1.0)
+            new.baddbmm_(delta[l].transpose(1, 2), _scaled_pair(a[l], w_end, e_end), alpha=-1.0)
         else:  # (2out, in) -= [w delta | e delta]^T a
-            lhs = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2)
-            new.baddbmm_(lhs.transpose(1, 2), a[l], alpha=-1.0)
+            R = _scaled_pair(delta[l], w_end, e_end)
+            new.baddbmm_(R.transpose(1, 2), a[l], alpha=-1.0)
         WS_end.append(new)
 
     cache = None
@@ -286,7 +294,7 @@ def _chunk_backward(
             dC[:, n, 0] += (dNW * Sb).sum((1, 2))
             dM[:, n, 0] += (dNS * Sb).sum((1, 2))
             if wide:  # U = delta^T R, R = [w a | e a]
-                R = torch.cat([w_end * a[l], e_end * a[l]], dim=2)
+                R = _scaled_pair(a[l], w_end, e_end)
                 ddelta[l].baddbmm_(R, dWS_end[l].transpose(1, 2), alpha=-1.0)
                 dR = -torch.bmm(delta[l], dWS_end[l])
                 n_in = a[l].shape[2]
@@ -294,7 +302,7 @@ def _chunk_backward(
                 dC[:, n, 1:] += (dR[..., :n_in] * a[l]).sum(-1)
                 dM[:, n, 1:] += (dR[..., n_in:] * a[l]).sum(-1)
             else:  # U = R^T a, R = [w delta | e delta]
-                R = torch.cat([w_end * delta[l], e_end * delta[l]], dim=2)
+                R = _scaled_pair(delta[l], w_end, e_end)
                 dR = -torch.bmm(a[l], dWS_end[l].transpose(1, 2))
                 da[l].baddbmm_(R, dWS_end[l], alpha=-1.0)
                 out = delta[l].shape[2]
@@ -322,7 +330,7 @@ def _chunk_backward(
             out = dz.shape[2]
             dgamma += (dz * lhs[..., :out]).sum(-1, keepdim=True)
             drho += (dz * lhs[..., out:]).sum(-1, keepdim=True)
-            dXY = torch.cat([gamma * dz, rho * dz], dim=2)
+            dXY = _scaled_pair(dz, gamma, rho)
             dWS[l].baddbmm_(dXY.transpose(1, 2), h)
             dh = torch.bmm(dXY, WS[l])
         dP = torch.bmm(dz, delta[l].transpose(1, 2))  # minus sign folded below

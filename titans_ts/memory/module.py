@@ -127,7 +127,7 @@ class NeuralMemory(nn.Module):
     def _output(self, y: Tensor, x: Tensor) -> Tensor:
         """y: (B, H, T, d) memory read; x: (B, T, d_model) the layer input."""
         B, H, T, d = y.shape
-        y = y * torch.rsqrt(y.square().mean(-1, keepdim=True) + 1e-6) * self.norm_weight
+        y = F.rms_norm(y, (d,), weight=self.norm_weight.to(y.dtype), eps=1e-6)
         y = y.transpose(1, 2).reshape(B, T, H * d)
         return self.to_out(y * F.silu(self.to_gate(x)))
 
