@@ -32,7 +32,8 @@ def layer_forward_flops(config: MemoryConfig, batch: int, seq_len: int) -> int:
     """FLOPs of one forward of the layer: projections + memory math (elementwise excluded)."""
     inner = config.n_heads * config.dim_head
     tokens = batch * seq_len
-    proj = 2 * tokens * config.d_model * (3 * inner + inner + 3 * config.n_heads)  # q,k,v,gate,gates
+    # q, k, v, output gate and the three scalar gates
+    proj = 2 * tokens * config.d_model * (3 * inner + inner + 3 * config.n_heads)
     proj += 2 * tokens * inner * config.d_model  # output projection
     memory = forward_flops(
         batch, config.n_heads, seq_len, config.weight_shapes(), config.chunk_size
@@ -113,7 +114,9 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--head-dim", type=int, default=64)
@@ -124,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16"])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--executor", default="chunked", choices=["chunked", "triton", "auto", "reference"])
+    p.add_argument(
+        "--executor", default="chunked", choices=["chunked", "triton", "auto", "reference"]
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,7 +25,8 @@ class Problem:
         return [self.q, self.k, self.v, self.theta, self.eta, self.alpha, *self.weights]
 
     def sliced(self, start: int, end: int) -> Problem:
-        cut = [x[:, :, start:end] for x in (self.q, self.k, self.v, self.theta, self.eta, self.alpha)]
+        seq = (self.q, self.k, self.v, self.theta, self.eta, self.alpha)
+        cut = [x[:, :, start:end] for x in seq]
         return Problem(*cut, self.weights)
 
 
@@ -74,9 +75,8 @@ def probe_loss(y: Tensor, state: MemoryRunState) -> Tensor:
     """A scalar that depends on every output element and every state tensor, with
     fixed pseudo-random coefficients (so no gradient cancels by symmetry)."""
     def coef(x: Tensor) -> Tensor:
-        return torch.sin(torch.arange(x.numel(), dtype=x.dtype, device=x.device) * 0.37 + 0.1).reshape(
-            x.shape
-        )
+        idx = torch.arange(x.numel(), dtype=x.dtype, device=x.device)
+        return torch.sin(idx * 0.37 + 0.1).reshape(x.shape)
 
     total = (y * coef(y)).sum()
     for t in [*state.weights, *state.momentum]:
@@ -86,7 +86,9 @@ def probe_loss(y: Tensor, state: MemoryRunState) -> Tensor:
 
 def run(problem: Problem, executor: str, **kwargs) -> tuple[Tensor, MemoryRunState]:
     p = problem
-    return run_memory(p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights, executor=executor, **kwargs)
+    return run_memory(
+        p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights, executor=executor, **kwargs
+    )
 
 
 def grads(problem: Problem, y: Tensor, state: MemoryRunState) -> list[Tensor]:

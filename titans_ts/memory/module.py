@@ -106,7 +106,9 @@ class NeuralMemory(nn.Module):
             self.norm_weight.fill_(1.0)
 
     # ------------------------------------------------------------------ helpers
-    def _conv(self, u: Tensor, cache: Tensor | None, channels: slice) -> tuple[Tensor, Tensor | None]:
+    def _conv(
+        self, u: Tensor, cache: Tensor | None, channels: slice
+    ) -> tuple[Tensor, Tensor | None]:
         """Causal depthwise conv over time. u: (B, T, C) -> (B, T, C), new cache (B, C, K-1)."""
         K = self.config.conv_kernel
         weight = self.conv_weight[channels]

@@ -145,7 +145,9 @@ def run_memory(
         state = MemoryRunState(
             weights=[cast(w) for w in state.weights],
             momentum=[cast(s) for s in state.momentum],
-            grad_weights=None if state.grad_weights is None else [cast(w) for w in state.grad_weights],
+            grad_weights=(
+                None if state.grad_weights is None else [cast(w) for w in state.grad_weights]
+            ),
             position=state.position,
         )
     if q.shape[2] == 0:

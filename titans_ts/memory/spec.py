@@ -170,7 +170,9 @@ class MemoryRunState:
         return MemoryRunState(
             weights=[w.detach() for w in self.weights],
             momentum=[s.detach() for s in self.momentum],
-            grad_weights=None if self.grad_weights is None else [w.detach() for w in self.grad_weights],
+            grad_weights=(
+                None if self.grad_weights is None else [w.detach() for w in self.grad_weights]
+            ),
             position=self.position,
         )
 
