@@ -271,7 +271,8 @@ def _chunk_backward(
     wides = [_is_wide(w.shape) for w in Wg]
 
     dWg = [torch.zeros_like(w) for w in Wg]
-    dWS = [torch.zeros_like(w) for w in WS]
+    # with an incoming end-state gradient, step 5 writes every element of dWS first
+    dWS = [torch.empty_like(w) if dWS_end is not None else torch.zeros_like(w) for w in WS]
     ddelta = [torch.zeros_like(x) for x in delta]
     da = [torch.zeros_like(x) for x in a]
     dC = torch.zeros_like(C)

@@ -31,8 +31,8 @@ class NeuralMemoryState:
 
     Attributes:
         run: the executor state (weights, momentum, chunk-start weights, position).
-        conv_cache: (B, 3 * H * d, K - 1) last pre-convolution q/k/v projections, or None.
-        retrieve_cache: (B, H * d, K - 1) the same for the query path of :meth:`retrieve`.
+        conv_cache: (B, K - 1, 3 * H * d) last pre-convolution q/k/v projections, or None.
+        retrieve_cache: (B, K - 1, H * d) the same for the query path of :meth:`retrieve`.
     """
 
     run: MemoryRunState
@@ -109,18 +109,24 @@ class NeuralMemory(nn.Module):
     def _conv(
         self, u: Tensor, cache: Tensor | None, channels: slice
     ) -> tuple[Tensor, Tensor | None]:
-        """Causal depthwise conv over time. u: (B, T, C) -> (B, T, C), new cache (B, C, K-1)."""
+        """Causal depthwise conv over time. u: (B, T, C) -> (B, T, C), new cache (B, K-1, C).
+
+        Written as K shifted multiply-adds (cheaper than a depthwise ``conv1d`` and its
+        backward on CPU, and it keeps the time-major layout of the projections).
+        """
         K = self.config.conv_kernel
-        weight = self.conv_weight[channels]
-        bias = self.conv_bias[channels]
+        weight = self.conv_weight[channels, 0].to(u.dtype)  # (C, K)
+        bias = self.conv_bias[channels].to(u.dtype)
         if K == 1:
-            return u * weight[:, 0, 0] + bias, None
-        ut = u.transpose(1, 2)
+            return torch.addcmul(bias, u, weight[:, 0]), None
+        B, T, Cn = u.shape
         if cache is None:
-            cache = ut.new_zeros(ut.shape[0], ut.shape[1], K - 1)
-        full = torch.cat([cache.to(ut.dtype), ut], dim=2)
-        out = F.conv1d(full, weight, bias, groups=ut.shape[1])
-        return out.transpose(1, 2), full[:, :, full.shape[2] - (K - 1) :]
+            cache = u.new_zeros(B, K - 1, Cn)
+        full = torch.cat([cache.to(u.dtype), u], dim=1)  # (B, K-1+T, C)
+        out = torch.addcmul(bias, full[:, :T], weight[:, 0])
+        for j in range(1, K):
+            out = out.addcmul(full[:, j : j + T], weight[:, j])
+        return out, full[:, T:]
 
     def _heads(self, u: Tensor) -> Tensor:
         B, T, _ = u.shape
