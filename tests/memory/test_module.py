@@ -156,3 +156,22 @@ def test_empty_sequence_returns_state_unchanged():
     g = torch.rand(B, H, 0)
     y, st = run_memory(q, q, q, g, g, g, w, chunk_size=2)
     assert y.shape == (B, H, 0, d) and st.position == 0
+
+
+def test_causal_depthwise_conv_matches_conv1d_and_gradcheck():
+    from titans_ts.memory.conv import causal_depthwise_conv
+
+    torch.manual_seed(0)
+    u = torch.randn(2, 9, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    cache = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    out, new_cache = causal_depthwise_conv(u, w, b, cache)
+    ref = torch.nn.functional.conv1d(
+        torch.cat([cache, u], 1).transpose(1, 2), w[:, None, :], b, groups=5
+    ).transpose(1, 2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(new_cache, u[:, -3:], rtol=0, atol=0)
+    assert torch.autograd.gradcheck(
+        lambda u, w, b, c: causal_depthwise_conv(u, w, b, c)[0], (u, w, b, cache)
+    )

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import causal_depthwise_conv
 from .reference import memory_model
 from .run import run_memory, select_executor
 from .spec import MemoryConfig, MemoryRunState
@@ -109,24 +110,9 @@ class NeuralMemory(nn.Module):
     def _conv(
         self, u: Tensor, cache: Tensor | None, channels: slice
     ) -> tuple[Tensor, Tensor | None]:
-        """Causal depthwise conv over time. u: (B, T, C) -> (B, T, C), new cache (B, K-1, C).
-
-        Written as K shifted multiply-adds (cheaper than a depthwise ``conv1d`` and its
-        backward on CPU, and it keeps the time-major layout of the projections).
-        """
-        K = self.config.conv_kernel
+        """Causal depthwise conv over time. u: (B, T, C) -> (B, T, C), new cache (B, K-1, C)."""
         weight = self.conv_weight[channels, 0].to(u.dtype)  # (C, K)
-        bias = self.conv_bias[channels].to(u.dtype)
-        if K == 1:
-            return torch.addcmul(bias, u, weight[:, 0]), None
-        B, T, Cn = u.shape
-        if cache is None:
-            cache = u.new_zeros(B, K - 1, Cn)
-        full = torch.cat([cache.to(u.dtype), u], dim=1)  # (B, K-1+T, C)
-        out = torch.addcmul(bias, full[:, :T], weight[:, 0])
-        for j in range(1, K):
-            out = out.addcmul(full[:, j : j + T], weight[:, j])
-        return out, full[:, T:]
+        return causal_depthwise_conv(u, weight, self.conv_bias[channels].to(u.dtype), cache)
 
     def _heads(self, u: Tensor) -> Tensor:
         B, T, _ = u.shape

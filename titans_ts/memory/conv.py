@@ -1,0 +1,71 @@
+"""Causal depthwise convolution over time with a hand-written backward.
+
+``out[:, t] = bias + sum_j weight[:, j] * full[:, t + j]`` where ``full`` is the input with
+``K - 1`` cached (or zero) steps prepended. Written as ``K`` shifted multiply-adds: on CPU
+this beats ``conv1d`` with ``groups=C`` and its backward, and keeps the time-major layout
+of the projections. The backward writes each input gradient once, without the zero-filled
+full-size buffers autograd would allocate for every shifted slice.
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["causal_depthwise_conv"]
+
+
+class _CausalDepthwiseConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, full: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # type: ignore[override]
+        K = weight.shape[1]
+        T = full.shape[1] - (K - 1)
+        out = torch.addcmul(bias, full[:, :T], weight[:, 0])
+        for j in range(1, K):
+            out.addcmul_(full[:, j : j + T], weight[:, j])
+        ctx.save_for_backward(full, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout: Tensor):  # type: ignore[override]
+        full, weight = ctx.saved_tensors
+        K = weight.shape[1]
+        T = dout.shape[1]
+        dfull = dweight = dbias = None
+        if ctx.needs_input_grad[0]:
+            dfull = torch.empty_like(full)
+            dfull[:, T:].zero_()
+            torch.mul(dout, weight[:, 0], out=dfull[:, :T])
+            for j in range(1, K):
+                dfull[:, j : j + T].addcmul_(dout, weight[:, j])
+        if ctx.needs_input_grad[1]:
+            C = dout.shape[-1]
+            flat_d = dout.reshape(-1, C)
+            taps = [(flat_d * full[:, j : j + T].reshape(-1, C)).sum(0) for j in range(K)]
+            dweight = torch.stack(taps, dim=1)
+        if ctx.needs_input_grad[2]:
+            dbias = dout.sum((0, 1))
+        return dfull, dweight, dbias
+
+
+def causal_depthwise_conv(
+    u: Tensor, weight: Tensor, bias: Tensor, cache: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Causal depthwise convolution of a chunk of a stream.
+
+    Args:
+        u: (B, T, C) inputs.
+        weight: (C, K) taps, the last one multiplying the current step.
+        bias: (C,).
+        cache: (B, K - 1, C) the previous ``K - 1`` inputs of the stream, or None (zeros).
+    Returns:
+        ``(out (B, T, C), new cache (B, K - 1, C) or None when K == 1)``.
+    """
+    K = weight.shape[1]
+    if K == 1:
+        return torch.addcmul(bias, u, weight[:, 0]), None
+    if cache is None:
+        cache = u.new_zeros(u.shape[0], K - 1, u.shape[2])
+    full = torch.cat([cache.to(u.dtype), u], dim=1)
+    return _CausalDepthwiseConv.apply(full, weight, bias), full[:, u.shape[1] :]
