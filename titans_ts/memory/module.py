@@ -142,8 +142,13 @@ class NeuralMemory(nn.Module):
                 )
 
     def executor_for(self, x: Tensor) -> tuple[str, str]:
-        """The executor this layer uses for input ``x``, and why."""
-        return select_executor(self.config.executor, x, list(self.memory_weights))
+        """The executor this layer uses for input ``x`` (B, T, d_model), and why."""
+        c = self.config
+        B, T = x.shape[0], x.shape[1]
+        # a zero-stride stand-in for q (B, H, T, d): right device, dtype and shape, no memory
+        q = torch.empty_strided((B, c.n_heads, T, c.dim_head), (0, 0, 0, 0), dtype=x.dtype,
+                                device=x.device)
+        return select_executor(c.executor, q, list(self.memory_weights), c.chunk_size)
 
     # ------------------------------------------------------------------ public
     def forward(

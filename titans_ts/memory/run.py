@@ -17,7 +17,9 @@ Tensor = torch.Tensor
 __all__ = ["run_memory", "select_executor"]
 
 
-def select_executor(executor: str, q: Tensor, weights: list[Tensor]) -> tuple[str, str]:
+def select_executor(
+    executor: str, q: Tensor, weights: list[Tensor], chunk_size: int | None = None
+) -> tuple[str, str]:
     """Resolve ``executor`` to a concrete executor name, with the reason for the choice.
 
     ``"auto"`` picks ``"triton"`` on CUDA when the kernels support the shape and Triton is
@@ -33,7 +35,7 @@ def select_executor(executor: str, q: Tensor, weights: list[Tensor]) -> tuple[st
         from .triton import supports
     except ImportError as exc:  # pragma: no cover - depends on the installation
         return "chunked", f"auto: Triton kernels unavailable ({exc})"
-    ok, why = supports(q, weights)
+    ok, why = supports(q, weights, chunk_size)
     return ("triton", "auto: CUDA and a supported shape") if ok else ("chunked", f"auto: {why}")
 
 
@@ -133,7 +135,7 @@ def run_memory(
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state)
-    name, _ = select_executor(executor, q, list(weights))
+    name, _ = select_executor(executor, q, list(weights), chunk_size)
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]
     cdt = torch.float64 if torch.float64 in dtypes else torch.float32

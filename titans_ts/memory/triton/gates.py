@@ -34,7 +34,14 @@ from ..chunked import _gate_products, _gate_products_grad, _lower_mask
 
 Tensor = torch.Tensor
 
-__all__ = ["ChunkLayout", "GateTensors", "gate_backward", "gate_forward", "pad_chunks", "unpad_chunks"]
+__all__ = [
+    "ChunkLayout",
+    "GateTensors",
+    "gate_backward",
+    "gate_forward",
+    "pad_chunks",
+    "unpad_chunks",
+]
 
 
 @dataclass(frozen=True)
