@@ -1,0 +1,107 @@
+"""Thin Lightning shell around a network exposing ``loss(x, y)``, plus small callbacks.
+
+The steps only call ``model.loss`` and log; all modelling lives in the ``nn.Module``
+(:class:`~titans_ts.training.forecasting.TitansForecastModel`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+__all__ = ["BestWeights", "LossHistory", "LossModule"]
+
+
+class LossModule(pl.LightningModule):
+    """Train any ``nn.Module`` with a ``loss(*batch) -> scalar`` method using AdamW.
+
+    Logs ``train_loss`` (epoch mean) and ``val_loss`` (epoch mean).
+
+    Args:
+        model: the network; ``model.loss(*batch)`` must return a scalar tensor.
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(self, model: nn.Module, learning_rate: float, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        if not callable(getattr(model, "loss", None)):
+            raise TypeError(f"{type(model).__name__} has no loss(...) method")
+        self.model = model
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+
+    def forward(self, *args: Any) -> Any:
+        return self.model(*args)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        loss = self.model.loss(*batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        loss = self.model.loss(*batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+
+
+class BestWeights(pl.Callback):
+    """Keep an in-memory copy of the weights with the best ``monitor`` value and restore it
+    when fitting ends (early stopping without checkpoint files on disk).
+
+    Attributes:
+        best_score: best value seen (``None`` before the first validation).
+        best_epoch: epoch (0-based) of that value.
+    """
+
+    def __init__(self, monitor: str = "val_loss") -> None:
+        self.monitor = monitor
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self._state: dict[str, Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        score = float(value)
+        if self.best_score is None or score < self.best_score:
+            self.best_score = score
+            self.best_epoch = int(trainer.current_epoch)
+            self._state = {
+                k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()
+            }
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._state is not None:
+            pl_module.load_state_dict(copy.deepcopy(self._state))
+
+
+class LossHistory(pl.Callback):
+    """Record ``{"epoch", "train_loss", "val_loss"}`` per finished training epoch."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float | int | None]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        train = metrics.get("train_loss")
+        val = metrics.get("val_loss")
+        self.records.append(
+            {
+                "epoch": int(trainer.current_epoch),
+                "train_loss": None if train is None else float(train),
+                "val_loss": None if val is None else float(val),
+            }
+        )
