@@ -1,0 +1,5 @@
+import sys
+
+from titans_ts.cli import main
+
+sys.exit(main())
