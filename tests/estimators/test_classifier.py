@@ -1,0 +1,439 @@
+"""TitansSequenceClassifier: scikit-learn conventions, RC invariance, persistence,
+determinism, bad inputs, and a tiny real fit on GUE mouse/2.
+
+Fits use TINY settings (seconds each on 2 shared cores); one fitted model per module is
+shared by the read-only tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import matthews_corrcoef
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
+from titans_ts.encoders.dna import reverse_complement
+from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
+from titans_ts.heads.classification import masked_max, masked_mean
+from titans_ts.training.sequence import (
+    SequenceModelConfig,
+    TitansSequenceModel,
+    build_sequence_backbone_config,
+    pad_batch,
+)
+
+TINY: dict = {
+    "d_model": 8,  # smallest width with an even head width for rotary embeddings (2 heads)
+    "n_heads": 2,
+    "n_layers": 1,
+    "n_persistent": 2,
+    "memory_chunk_size": 8,
+    "window": 16,
+    "max_epochs": 2,
+    "batch_size": 16,
+    "accelerator": "cpu",  # identical fits are promised on CPU only
+    "random_state": 0,
+}
+
+
+def tiny(**changes) -> TitansSequenceClassifier:
+    return TitansSequenceClassifier(**{**TINY, **changes})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small tensors gain nothing from intra-op threads on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def motif_data() -> tuple[list[str], np.ndarray]:
+    """64 variable-length (20-40 nt) sequences with string labels ``"neg"``/``"pos"``."""
+    split, _ = make_planted_motif_dataset(64, length=(20, 40), motif_length=6, seed=3)
+    labels = np.where(split.labels == 1, "pos", "neg")
+    return split.sequences, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(motif_data) -> TitansSequenceClassifier:
+    X, y = motif_data
+    return tiny().fit(X, y)
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def test_init_stores_arguments_unvalidated():
+    est = TitansSequenceClassifier(d_model=-3, variant="nope")
+    assert est.d_model == -3 and est.variant == "nope"
+
+
+def test_defaults_come_from_the_defaults_table():
+    params = TitansSequenceClassifier().get_params()
+    assert params["variant"] == CLASSIFIER_DEFAULTS.variant
+    assert params["max_epochs"] == CLASSIFIER_DEFAULTS.max_epochs
+    assert params["learning_rate"] == CLASSIFIER_DEFAULTS.learning_rate
+    assert params["d_model"] is None and params["window"] is None  # chosen from the data
+
+
+def test_get_set_params_clone_round_trip():
+    est = TitansSequenceClassifier(d_model=16, class_weight={"a": 2.0}, random_state=3)
+    params = est.get_params()
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == params
+    copy.set_params(d_model=32, rc_average=False)
+    assert copy.d_model == 32 and copy.rc_average is False
+    assert est.d_model == 16
+    assert TitansSequenceClassifier(**params).get_params() == params
+
+
+def test_clone_of_fitted_forgets_fit(fitted, motif_data):
+    copy = clone(fitted)
+    assert not hasattr(copy, "model_")
+    with pytest.raises(NotFittedError):
+        copy.predict(motif_data[0])
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "decision_function", "transform", "score", "save"]
+)
+def test_not_fitted_error(method, motif_data, tmp_path):
+    est = TitansSequenceClassifier()
+    args = {"score": (motif_data[0], motif_data[1]), "save": (tmp_path / "m",)}.get(
+        method, (motif_data[0],)
+    )
+    with pytest.raises(NotFittedError, match="TitansSequenceClassifier instance is not fitted"):
+        getattr(est, method)(*args)
+
+
+def test_is_a_classifier_with_string_input_tags():
+    from sklearn.base import is_classifier
+    from sklearn.utils import get_tags
+
+    est = TitansSequenceClassifier(accelerator="cpu")
+    assert is_classifier(est)
+    tags = get_tags(est)
+    assert tags.input_tags.string and not tags.non_deterministic
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_labels_of_any_type_and_probabilities(fitted, motif_data):
+    X, _ = motif_data
+    assert fitted.classes_.tolist() == ["neg", "pos"]
+    pred = fitted.predict(X)
+    assert pred.shape == (len(X),) and set(pred.tolist()) <= {"neg", "pos"}
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    assert np.all(proba >= 0)
+    np.testing.assert_array_equal(pred, fitted.classes_[proba.argmax(axis=1)])
+    np.testing.assert_allclose(np.exp(fitted.predict_log_proba(X)), proba, atol=1e-12)
+    assert 0.0 <= fitted.score(X, motif_data[1]) <= 1.0
+
+
+def test_integer_and_bool_labels_round_trip(motif_data):
+    X, y = motif_data
+    est = tiny(max_epochs=1, early_stopping=False)
+    ints = np.where(y == "pos", 7, -2)
+    assert est.fit(X, ints).classes_.tolist() == [-2, 7]
+    assert set(est.predict(X[:5]).tolist()) <= {-2, 7}
+    bools = pd.Series(y == "pos")
+    assert est.fit(pd.Series(X), bools).classes_.tolist() == [False, True]
+
+
+def test_rc_averaged_predictions_are_rc_invariant(fitted, motif_data):
+    X, _ = motif_data
+    rc = [reverse_complement(s) for s in X]
+    a = fitted.predict_proba(X)
+    b = fitted.predict_proba(rc)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fitted.transform(X), fitted.transform(rc), rtol=0, atol=1e-6)
+    # without averaging the strands genuinely differ (the test above is not vacuous)
+    single = clone(fitted).set_params(rc_average=False)
+    single.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    assert np.abs(single.predict_proba(X) - single.predict_proba(rc)).max() > 1e-6
+
+
+def test_prediction_does_not_depend_on_batch_company(fitted, motif_data):
+    """Padding is masked: a sequence alone gets the logits it gets in a padded batch."""
+    X, _ = motif_data
+    lengths = [len(s) for s in X]
+    short = int(np.argmin(lengths))
+    together = fitted.decision_function(X)[short]
+    alone = fitted.decision_function([X[short]])[0]
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_shape_and_pipeline_featurizer(fitted, motif_data):
+    X, y = motif_data
+    emb = fitted.transform(X)
+    assert emb.shape == (len(X), fitted.config_.backbone.d_model) == (len(X), 8)
+    assert emb.dtype == np.float64 and np.all(np.isfinite(emb))
+    pipe = Pipeline([("emb", tiny(max_epochs=1)), ("lr", LogisticRegression())]).fit(X, y)
+    assert pipe.predict(X).shape == (len(X),)
+
+
+def test_accepts_lists_arrays_series_and_one_column_frames(fitted, motif_data):
+    X, _ = motif_data
+    ref = fitted.predict_proba(X[:6])
+    for container in (
+        tuple(X[:6]),
+        np.array(X[:6], dtype=object),
+        np.array(X[:6]),
+        pd.Series(X[:6]),
+        pd.DataFrame({"seq": X[:6]}),
+        np.array(X[:6], dtype=object)[:, None],
+    ):
+        np.testing.assert_array_equal(fitted.predict_proba(container), ref)
+    # soft-masked (lower-case) input is the same sequence
+    np.testing.assert_array_equal(fitted.predict_proba([s.lower() for s in X[:6]]), ref)
+
+
+# --------------------------------------------------------------------------- sklearn tools
+
+
+def test_pipeline_cross_val_score_and_grid_search(motif_data):
+    X, y = motif_data
+    pipe = Pipeline(
+        [
+            ("upper", FunctionTransformer(lambda seqs: [s.upper() for s in seqs])),
+            ("clf", tiny(max_epochs=1, early_stopping=False)),
+        ]
+    )
+    scores = cross_val_score(pipe, X, y, cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    grid = GridSearchCV(
+        tiny(max_epochs=1, early_stopping=False), {"pooling": ["mean", "max"]}, cv=2
+    ).fit(X, y)
+    assert grid.best_params_["pooling"] in ("mean", "max")
+    assert grid.predict(X[:3]).shape == (3,)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_class_weight_options(motif_data):
+    X, y = motif_data
+    y = y.copy()
+    y[:40] = "neg"  # unbalanced: 40+ neg
+    n_neg, n_pos = int((y == "neg").sum()), int((y == "pos").sum())
+    balanced = tiny(max_epochs=1, class_weight="balanced", early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(
+        balanced.class_weight_, [len(y) / (2 * n_neg), len(y) / (2 * n_pos)]
+    )
+    np.testing.assert_allclose(
+        balanced.model_.class_weight.numpy(), balanced.class_weight_, rtol=1e-6
+    )
+    manual = tiny(max_epochs=1, class_weight={"pos": 3.0}, early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(manual.class_weight_, [1.0, 3.0])
+    none = tiny(max_epochs=1, early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(none.class_weight_, [1.0, 1.0])
+
+
+def test_early_stopping_split_and_validation_data(motif_data):
+    X, y = motif_data
+    est = tiny(max_epochs=3, validation_size=0.25, patience=1).fit(X, y)
+    assert est.n_val_samples_ == 16 and est.n_train_samples_ == 48
+    assert all(r["val_loss"] is not None for r in est.history_)
+    assert est.best_epoch_ is not None
+    given = tiny(max_epochs=2).fit(X[:48], y[:48], validation_data=(X[48:], y[48:]))
+    assert given.n_val_samples_ == 16 and given.n_train_samples_ == 48
+    off = tiny(max_epochs=1, early_stopping=False).fit(X, y)
+    assert off.n_val_samples_ == 0 and off.history_[0]["val_loss"] is None
+
+
+def test_kmer_tokenizer_option(motif_data):
+    X, y = motif_data
+    est = tiny(max_epochs=1, tokenizer="kmer", kmer_k=3, early_stopping=False).fit(X, y)
+    assert est.config_.vocab_size == 4**3 + 10
+    rc = [reverse_complement(s) for s in X]
+    np.testing.assert_allclose(est.predict_proba(X), est.predict_proba(rc), atol=1e-6)
+
+
+def test_max_length_truncates(motif_data):
+    X, y = motif_data
+    est = tiny(max_epochs=1, max_length=12, early_stopping=False).fit(X, y)
+    # only the first 12 bases count: changing later bases changes nothing
+    tail_changed = [s[:12] + "A" * (len(s) - 12) for s in X]
+    np.testing.assert_array_equal(est.predict_proba(X), est.predict_proba(tail_changed))
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+
+def test_same_random_state_gives_identical_probabilities(motif_data):
+    X, y = motif_data
+    a = tiny(random_state=11).fit(X, y).predict_proba(X)
+    b = tiny(random_state=11).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    c = tiny(random_state=12).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
+def test_save_load_parity(fitted, motif_data, tmp_path):
+    X, _ = motif_data
+    folder = fitted.save(tmp_path / "clf")
+    assert (folder / "estimator.json").is_file() and (folder / "weights.pt").is_file()
+    loaded = TitansSequenceClassifier.load(folder)
+    assert loaded.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+    with pytest.raises(FileNotFoundError, match="no estimator.json"):
+        TitansSequenceClassifier.load(tmp_path / "missing")
+
+
+def test_save_load_dict_class_weight_and_int_labels(motif_data, tmp_path):
+    X, y = motif_data
+    ints = np.where(y == "pos", 1, 0)
+    est = tiny(max_epochs=1, early_stopping=False, class_weight={1: 2.0}).fit(X, ints)
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "m"))
+    assert loaded.class_weight == {1: 2.0}
+    assert loaded.predict(X[:4]).tolist() == est.predict(X[:4]).tolist()
+    assert loaded.classes_.dtype == est.classes_.dtype
+
+
+def test_pretrained_classifier_weights_initialise_a_new_fit(fitted, motif_data, tmp_path):
+    X, y = motif_data
+    folder = fitted.save(tmp_path / "pre")
+    # max_epochs=1 with learning rate ~0: the backbone stays at the pretrained weights
+    est = tiny(pretrained=str(folder), max_epochs=1, learning_rate=1e-12,
+               early_stopping=False, d_model=16).fit(X, y)
+    assert est.config_.backbone == fitted.config_.backbone  # sizes come from the pretrained
+    for key, value in fitted.model_.state_dict().items():
+        if key.startswith("backbone."):
+            torch.testing.assert_close(est.model_.state_dict()[key], value, rtol=0, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "X, error, fragment",
+    [
+        (["ACGT", "ACGU"], ValueError, "invalid nucleotide 'U' at position 3 of sequence 1"),
+        (["ACGT", "AC-T"], ValueError, "'-' at position 2 of sequence 1"),
+        (["ACGT", 5], TypeError, "at index 1"),
+        (["ACGT", b"ACGT"], TypeError, "at index 1"),
+        (["ACGT", ""], ValueError, "sequence 1 has 0 bases"),
+        ("ACGTACGT", TypeError, "wrap it in a list"),
+        ([], ValueError, "got 0 sequences"),
+        (np.array([["ACGT", "ACGT"]] * 2), ValueError, "1-D array"),
+        (pd.DataFrame({"a": ["AC", "GT"], "b": ["AC", "GT"]}), ValueError, "one column"),
+        ({"ACGT", "TTTT"}, TypeError, "list, tuple, numpy array or pandas Series"),
+    ],
+)
+def test_bad_sequences_raise_naming_the_problem(X, error, fragment, fitted):
+    with pytest.raises(error, match=fragment.replace("(", r"\(")):
+        fitted.predict(X)
+    if isinstance(X, list) and len(X) == 2:
+        with pytest.raises(error, match=fragment.replace("(", r"\(")):
+            tiny().fit(X, ["a", "b"])
+
+
+def test_bad_labels_and_parameters(motif_data):
+    X, y = motif_data
+    with pytest.raises(ValueError, match="X has 64 sequences but y has 63"):
+        tiny().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        tiny().fit(X, ["a"] * len(X))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        tiny().fit(X, np.linspace(0, 1, len(X)))
+    with pytest.raises(ValueError, match="'variant' parameter of TitansSequenceClassifier"):
+        tiny(variant="transformer").fit(X, y)
+    with pytest.raises(ValueError, match="'class_weight' parameter"):
+        tiny(class_weight="auto").fit(X, y)
+    with pytest.raises(ValueError, match="d_model=10 must be divisible by n_heads=4"):
+        tiny(d_model=10, n_heads=4).fit(X, y)
+    with pytest.raises(ValueError, match="shorter than k=4"):
+        tiny(tokenizer="kmer", kmer_k=4).fit(X[:3] + ["ACG"], y[:4])
+    with pytest.raises(ValueError, match="not among the training classes"):
+        tiny().fit(X, y, validation_data=(X[:2], ["neg", "other"]))
+
+
+# --------------------------------------------------------------------------- components
+
+
+def test_masked_pooling_ignores_padding_values():
+    h = torch.randn(2, 5, 3)
+    mask = torch.tensor([[True, True, False, False, False], [True] * 5])
+    poisoned = h.clone()
+    poisoned[0, 2:] = float("inf")
+    torch.testing.assert_close(masked_mean(poisoned, mask)[0], h[0, :2].mean(0))
+    torch.testing.assert_close(masked_max(poisoned, mask)[0], h[0, :2].amax(0))
+    with pytest.raises(ValueError, match="row 0 of mask has no real token"):
+        masked_mean(h, torch.zeros(2, 5, dtype=torch.bool))
+
+
+def test_network_logits_do_not_depend_on_padding():
+    torch.manual_seed(0)
+    cfg = SequenceModelConfig(
+        vocab_size=9, pad_id=5, n_classes=3,
+        backbone=build_sequence_backbone_config(
+            variant="mag", d_model=8, n_layers=1, n_heads=2, n_persistent=2,
+            memory_depth=2, memory_chunk_size=4, window=8, dropout=0.0,
+        ),
+    )
+    model = TitansSequenceModel(cfg).eval()
+    rows = [np.array([0, 1, 2, 3, 0, 1, 2]), np.array([3, 3, 1, 0, 2, 2, 1, 0, 1, 2, 3, 0, 1])]
+    ids, mask = pad_batch(rows, pad_id=5)
+    assert ids.shape == (2, 13) and mask.sum().item() == 20
+    with torch.no_grad():
+        together = model(ids, mask)
+        alone = model(*pad_batch(rows[:1], pad_id=5))
+    torch.testing.assert_close(alone[0], together[0], rtol=1e-5, atol=1e-6)
+    assert SequenceModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def _gue_root() -> pathlib.Path | None:
+    root = os.environ.get("TITANS_TS_DATA_DIR", "").strip()
+    if not root:
+        return None
+    path = pathlib.Path(root).expanduser()
+    return path if (path / "dna" / "gue" / "mouse" / "2").is_dir() else None
+
+
+@pytest.mark.skipif(
+    _gue_root() is None,
+    reason="GUE data not found: set TITANS_TS_DATA_DIR to a folder holding dna/gue/mouse/2",
+)
+def test_tiny_real_fit_on_gue_mouse2_beats_majority():
+    from titans_ts.datasets.genomics import load_gue
+
+    splits = load_gue("mouse/2", path=_gue_root())
+    rng = np.random.default_rng(0)
+    train, test = splits["train"], splits["test"]
+    i = rng.choice(len(train), 600, replace=False)
+    j = rng.choice(len(test), 300, replace=False)
+    X = [train.sequences[k] for k in i]
+    Xt = [test.sequences[k] for k in j]
+    y, yt = train.labels[i], test.labels[j]
+    est = TitansSequenceClassifier(
+        variant="lmm", d_model=32, n_layers=1, max_epochs=12, learning_rate=2e-3,
+        accelerator="cpu", random_state=0,
+    ).fit(X, y)
+    pred = est.predict(Xt)
+    majority = max(np.mean(yt == c) for c in np.unique(yt))
+    accuracy = float(np.mean(pred == yt))
+    assert accuracy >= majority + 0.10, (accuracy, majority)
+    assert matthews_corrcoef(yt, pred) > 0.25

@@ -1,0 +1,124 @@
+"""TitansDNALM: pretraining, streamed bits per base (pieces == one call), save/load, and
+initialising a classifier from the pretrained weights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from titans_ts.estimators import TitansDNALM, TitansSequenceClassifier
+from titans_ts.training.dna_lm import genome_codes, stream_genome
+
+TINY: dict = {
+    "d_model": 8,
+    "n_heads": 2,
+    "n_layers": 1,
+    "n_persistent": 2,
+    "memory_chunk_size": 8,
+    "window": 16,
+    "context_length": 48,
+    "windows_per_epoch": 128,
+    "max_epochs": 3,
+    "batch_size": 16,
+    "learning_rate": 3e-2,  # large for a tiny model: 24 steps learn the repeat
+    "accelerator": "cpu",
+    "random_state": 0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def genome() -> str:
+    """A 3 kb sequence with strong structure: a 7-base repeat plus 10% random bases."""
+    rng = np.random.default_rng(0)
+    text = np.frombuffer(("ACGGTCA" * 430).encode(), dtype=np.uint8).copy()
+    noise = rng.random(text.size) < 0.1
+    text[noise] = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, noise.sum())]
+    return text.tobytes().decode()
+
+
+@pytest.fixture(scope="module")
+def lm(genome) -> TitansDNALM:
+    return TitansDNALM(**TINY).fit(genome)
+
+
+def test_learns_structure_below_two_bits(lm, genome):
+    bits = lm.bits_per_base(genome)
+    assert np.isfinite(bits) and bits < 1.5, bits  # uniform over ACGT is 2 bits
+    assert lm.score(genome) == pytest.approx(-bits)
+    assert lm.train_bits_per_base_ is not None and len(lm.history_) == 3
+
+
+def test_streaming_in_pieces_equals_one_call(lm, genome):
+    codes = genome_codes(genome[:700])
+    whole = list(stream_genome(lm.model_, codes, piece_length=10**6))[-1]
+    for piece in (1, 7, 64, 333):
+        split = list(stream_genome(lm.model_, codes, piece_length=piece, report_every=200))
+        assert split[-1].bases == whole.bases == len(codes) - 1
+        assert split[-1].bits_per_base == pytest.approx(whole.bits_per_base, abs=1e-5)
+        assert [r.bases for r in split[:-1]] == sorted(r.bases for r in split[:-1])
+
+
+def test_fasta_input_and_save_load(lm, genome, tmp_path):
+    from titans_ts.encoders.seqio import write_fasta
+
+    fasta = write_fasta({"chr": genome[:900]}, tmp_path / "g.fa.gz")
+    a = lm.bits_per_base(fasta)
+    assert a == pytest.approx(lm.bits_per_base(genome[:900]), abs=1e-12)
+    loaded = TitansDNALM.load(lm.save(tmp_path / "lm"))
+    assert loaded.get_params() == lm.get_params()
+    assert loaded.bits_per_base(genome[:900]) == a
+
+
+def test_same_seed_same_model(genome):
+    a = TitansDNALM(**{**TINY, "max_epochs": 1}).fit(genome).bits_per_base(genome[:300])
+    b = TitansDNALM(**{**TINY, "max_epochs": 1}).fit(genome).bits_per_base(genome[:300])
+    assert a == b
+
+
+def test_classifier_starts_from_pretrained_lm(lm, tmp_path):
+    from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
+
+    folder = lm.save(tmp_path / "lm")
+    split, _ = make_planted_motif_dataset(48, length=(20, 30), motif_length=6, seed=1)
+    clf = TitansSequenceClassifier(
+        pretrained=str(folder), max_epochs=1, learning_rate=1e-12, early_stopping=False,
+        accelerator="cpu", random_state=0,
+    ).fit(split.sequences, split.labels)
+    assert clf.config_.backbone == lm.config_.backbone
+    for key, value in lm.model_.state_dict().items():
+        if key.startswith(("backbone.", "embedding.")):
+            torch.testing.assert_close(clf.model_.state_dict()[key], value, rtol=0, atol=1e-9)
+    with pytest.raises(FileNotFoundError, match="no estimator.json"):
+        TitansSequenceClassifier(pretrained=str(tmp_path / "nope"), accelerator="cpu").fit(
+            split.sequences, split.labels
+        )
+
+
+def test_conventions_and_bad_inputs(genome, tmp_path):
+    est = TitansDNALM(**TINY)
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        est.bits_per_base(genome)
+    with pytest.raises(ValueError, match="invalid nucleotide 'U' at position 2"):
+        est.fit("ACUT" * 100)
+    with pytest.raises(ValueError, match="fewer than context_length"):
+        est.fit("ACGT" * 5)
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        est.fit(str(tmp_path / "missing.fa"))
+    with pytest.raises(TypeError, match="FASTA path"):
+        est.fit(42)
+    with pytest.raises(ValueError, match="'context_length' parameter of TitansDNALM"):
+        TitansDNALM(context_length=0).fit(genome)

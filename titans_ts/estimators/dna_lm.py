@@ -1,0 +1,313 @@
+"""``TitansDNALM``: next-nucleotide pretraining on a genome, scored in bits per base.
+
+Quick start::
+
+    from titans_ts.estimators import TitansDNALM, TitansSequenceClassifier
+    lm = TitansDNALM(random_state=0).fit("genome.fna.gz")   # FASTA path or list of strings
+    lm.bits_per_base("genome.fna.gz")                       # streamed, carried state
+    lm.save("lm")
+    clf = TitansSequenceClassifier(pretrained="lm").fit(X, y)  # starts from the LM weights
+
+Training draws random windows of ``context_length + 1`` bases (all records of a FASTA are
+joined; lower case is upper-cased, IUPAC codes become ``N``) and minimises the next-base
+cross-entropy. Evaluation streams the whole sequence through the model in pieces with the
+backbone state carried (:func:`~titans_ts.training.dna_lm.stream_genome`), so the memory
+sees everything before each base, not only a window.
+
+All defaults live in :data:`DNALM_DEFAULTS` (:class:`DNALMDefaults`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from titans_ts.backbone import VARIANTS
+from titans_ts.estimators._base import Interval, Options, TitansBaseEstimator
+from titans_ts.estimators.classifier import _jsonable, _read_document
+from titans_ts.training.dna_lm import (
+    DNALMConfig,
+    GenomeWindows,
+    StreamReport,
+    TitansDNAModel,
+    genome_codes,
+    stream_genome,
+)
+from titans_ts.training.lightning import LossHistory, LossModule
+from titans_ts.training.sequence import build_sequence_backbone_config
+
+__all__ = ["DNALM_DEFAULTS", "DNALM_FORMAT_VERSION", "DNALMDefaults", "TitansDNALM"]
+
+DNALM_FORMAT_VERSION = 1
+_FORMAT_NAME = "titans_ts.TitansDNALM"
+
+
+@dataclass(frozen=True)
+class DNALMDefaults:
+    """The one place where :class:`TitansDNALM` defaults are set.
+
+    ``context_length`` 512 with ``window`` 128: attention sees the last 128 bases, the neural
+    memory (chunks of 32) carries the rest, which is what streaming a whole genome relies
+    on. ``windows_per_epoch * max_epochs`` = 8,192 windows of 512 bases (~4.2 M bases) keep a
+    default fit to minutes on a 2-core CPU.
+    """
+
+    variant: str = "lmm"
+    d_model: int = 32
+    n_layers: int = 2
+    n_heads: int = 2
+    n_persistent: int = 4
+    memory_depth: int = 2
+    memory_chunk_size: int = 32
+    window: int = 128
+    dropout: float = 0.0
+    context_length: int = 512
+    windows_per_epoch: int = 2048
+    max_epochs: int = 4
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    gradient_clip_val: float | None = 1.0
+    piece_length: int = 4096
+
+
+DNALM_DEFAULTS = DNALMDefaults()
+_D = DNALM_DEFAULTS
+
+
+def _read_codes(X: Any) -> np.ndarray:
+    """Nucleotide ids ``(L,)`` of a FASTA path, a string or a list of strings (joined)."""
+    # a str is a path when it names a file or contains a path character; else it is DNA
+    if isinstance(X, os.PathLike) or (
+        isinstance(X, str) and (os.path.isfile(X) or any(c in X for c in "/\\."))
+    ):
+        from titans_ts.encoders.seqio import read_fasta
+
+        path = pathlib.Path(X)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{str(path)!r} is not a file; pass a FASTA path (plain or .gz), a DNA "
+                "string or a list of DNA strings"
+            )
+        return genome_codes(list(read_fasta(path).values()))
+    if isinstance(X, str):
+        return genome_codes(X)
+    if isinstance(X, (list, tuple)):
+        return genome_codes(list(X))
+    raise TypeError(
+        f"expected a FASTA path, a DNA string or a list of DNA strings, got {type(X).__name__}"
+    )
+
+
+class TitansDNALM(TitansBaseEstimator):
+    """Next-nucleotide Titans language model with a scikit-learn style interface.
+
+    Parameters (see :class:`DNALMDefaults`):
+        variant, d_model, n_layers, n_heads, n_persistent, memory_depth, memory_chunk_size,
+        window, dropout: the backbone (as in :class:`TitansSequenceClassifier`).
+        context_length: bases per training window.
+        windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
+        gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
+        accelerator, devices, random_state, verbose: as in the other estimators.
+
+    Fitted attributes:
+        model_ (:class:`~titans_ts.training.dna_lm.TitansDNAModel`, eval mode), config_,
+        history_ (per-epoch training loss in nats), n_bases_ (training sequence length),
+        train_bits_per_base_ (last epoch's training loss in bits), seed_.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "variant": [Options(tuple(VARIANTS))],
+        "d_model": [Interval(Integral, 2, None)],
+        "n_layers": [Interval(Integral, 1, None)],
+        "n_heads": [Interval(Integral, 1, None)],
+        "n_persistent": [Interval(Integral, 0, None)],
+        "memory_depth": [Interval(Integral, 1, None)],
+        "memory_chunk_size": [Interval(Integral, 1, None)],
+        "window": [Interval(Integral, 1, None)],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "context_length": [Interval(Integral, 1, None)],
+        "windows_per_epoch": [Interval(Integral, 1, None)],
+        "max_epochs": [Interval(Integral, 1, None)],
+        "batch_size": [Interval(Integral, 1, None)],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "gradient_clip_val": [Interval(Real, 0, None, closed="neither"), None],
+        "accelerator": [Options(("auto", "cpu", "gpu", "cuda", "mps"))],
+        "devices": [Interval(Integral, 1, None), Options(("auto",)), list],
+        "random_state": [Interval(Integral, 0, 2**32 - 1), np.random.Generator, None],
+        "verbose": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        variant: str = _D.variant,
+        d_model: int = _D.d_model,
+        n_layers: int = _D.n_layers,
+        n_heads: int = _D.n_heads,
+        n_persistent: int = _D.n_persistent,
+        memory_depth: int = _D.memory_depth,
+        memory_chunk_size: int = _D.memory_chunk_size,
+        window: int = _D.window,
+        dropout: float = _D.dropout,
+        context_length: int = _D.context_length,
+        windows_per_epoch: int = _D.windows_per_epoch,
+        max_epochs: int = _D.max_epochs,
+        batch_size: int = _D.batch_size,
+        learning_rate: float = _D.learning_rate,
+        weight_decay: float = _D.weight_decay,
+        gradient_clip_val: float | None = _D.gradient_clip_val,
+        accelerator: str = "auto",
+        devices: int | str | list[int] = 1,
+        random_state: int | np.random.Generator | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.variant = variant
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.n_persistent = n_persistent
+        self.memory_depth = memory_depth
+        self.memory_chunk_size = memory_chunk_size
+        self.window = window
+        self.dropout = dropout
+        self.context_length = context_length
+        self.windows_per_epoch = windows_per_epoch
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.gradient_clip_val = gradient_clip_val
+        self.accelerator = accelerator
+        self.devices = devices
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: None = None) -> TitansDNALM:
+        """Pretrain on ``X``: a FASTA path (plain or gzip; records joined), a DNA string or
+        a list of DNA strings. ``y`` is ignored. Returns ``self``."""
+        self._validate_params()
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"TitansDNALM: d_model={self.d_model} must be divisible by "
+                f"n_heads={self.n_heads} with an even per-head width; e.g. d_model=32, n_heads=2"
+            )
+        codes = _read_codes(X)
+        config = DNALMConfig(
+            backbone=build_sequence_backbone_config(
+                variant=self.variant,
+                d_model=self.d_model,
+                n_layers=self.n_layers,
+                n_heads=self.n_heads,
+                n_persistent=self.n_persistent,
+                memory_depth=self.memory_depth,
+                memory_chunk_size=min(self.memory_chunk_size, self.window),
+                window=self.window,
+                dropout=float(self.dropout),
+            )
+        )
+        with self._fit_context() as (seed, root):
+            data = GenomeWindows(codes, self.context_length)
+            model = TitansDNAModel(config)
+            module = LossModule(model, self.learning_rate, self.weight_decay)
+            # every epoch draws fresh windows from a seeded generator (reproducible fits)
+            sampler = RandomSampler(
+                data, num_samples=min(self.windows_per_epoch, len(data)),
+                generator=torch.Generator().manual_seed(seed),
+            )
+            loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler)
+            history = LossHistory()
+            trainer = self._make_trainer(
+                max_epochs=self.max_epochs,
+                root_dir=root,
+                callbacks=[history],
+                gradient_clip_val=self.gradient_clip_val,
+                has_validation=False,
+            )
+            trainer.fit(module, train_dataloaders=loader)
+        self.model_ = module.model.to("cpu").eval()
+        self.config_ = config
+        self.history_ = history.records
+        self.n_bases_ = int(len(codes))
+        last = self.history_[-1]["train_loss"] if self.history_ else None
+        self.train_bits_per_base_ = None if last is None else float(last) / math.log(2.0)
+        return self
+
+    def stream(
+        self, X: Any, *, piece_length: int = _D.piece_length, report_every: int = 500_000
+    ) -> list[StreamReport]:
+        """Stream ``X`` (FASTA path / string / strings) through the model with carried state
+        in ``piece_length``-base pieces; returns the progress reports (the last covers all
+        bases)."""
+        self._check_fitted()
+        codes = _read_codes(X)
+        return list(
+            stream_genome(
+                self.model_, codes, piece_length=piece_length, report_every=report_every,
+                device=self._device(),
+            )
+        )
+
+    def bits_per_base(self, X: Any, *, piece_length: int = _D.piece_length) -> float:
+        """Mean next-base cross-entropy of ``X`` in bits (2.0 = uniform over ACGT)."""
+        reports = self.stream(X, piece_length=piece_length, report_every=10**18)
+        return reports[-1].bits_per_base
+
+    def score(self, X: Any, y: None = None) -> float:
+        """Negative bits per base (greater is better, like scikit-learn scores)."""
+        return -self.bits_per_base(X)
+
+    def save(self, path: str | os.PathLike) -> pathlib.Path:
+        """Write ``estimator.json`` + ``weights.pt`` to a folder; returns it. The folder can
+        be passed as ``TitansSequenceClassifier(pretrained=folder)``."""
+        self._check_fitted()
+        folder = pathlib.Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        params = self.get_params(deep=False)
+        if params["random_state"] is not None and not isinstance(params["random_state"], int):
+            params["random_state"] = self.seed_
+        document = {
+            "format": _FORMAT_NAME,
+            "format_version": DNALM_FORMAT_VERSION,
+            "params": params,
+            "model_config": self.config_.to_dict(),
+            "tokenizer": {"kind": "nucleotide"},
+            "fitted": {
+                "history_": self.history_,
+                "n_bases_": self.n_bases_,
+                "train_bits_per_base_": _jsonable(self.train_bits_per_base_),
+                "seed_": self.seed_,
+            },
+        }
+        (folder / "estimator.json").write_text(json.dumps(document, indent=2))
+        torch.save(self.model_.state_dict(), folder / "weights.pt")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TitansDNALM:
+        """Load a folder written by :meth:`save`."""
+        document = _read_document(path, _FORMAT_NAME, DNALM_FORMAT_VERSION)
+        est = cls(**document["params"])
+        config = DNALMConfig.from_dict(document["model_config"])
+        model = TitansDNAModel(config)
+        model.load_state_dict(
+            torch.load(pathlib.Path(path) / "weights.pt", map_location="cpu", weights_only=True)
+        )
+        fitted = document["fitted"]
+        est.model_ = model.eval()
+        est.config_ = config
+        est.history_ = fitted["history_"]
+        est.n_bases_ = fitted["n_bases_"]
+        est.train_bits_per_base_ = fitted["train_bits_per_base_"]
+        est.seed_ = fitted["seed_"]
+        return est

@@ -1,0 +1,425 @@
+"""The DNA sequence classification network and its data plumbing (no Lightning here).
+
+Network (:class:`TitansSequenceModel`): token embedding → :class:`TitansBackbone` →
+masked pooling over real tokens → linear head (:mod:`titans_ts.heads.classification`).
+
+Shapes:
+
+* ``ids``: ``(B, T)`` int64 token ids, right-padded with the tokenizer's ``pad_id``;
+* ``mask``: ``(B, T)`` bool, ``True`` on real tokens;
+* ``labels``: ``(B,)`` int64 class indices in ``0 .. K-1``;
+* pooled embeddings ``(B, d_model)``, logits ``(B, K)``.
+
+Variable-length batches: the backbone is causal, so the state at a real position never
+depends on the padding to its right, and pooling ignores padded positions; a sequence gets
+the same logits in any batch (up to float rounding of different matmul shapes).
+
+Reverse complement (DESIGN.md §4): both strands are tokenised once
+(:func:`tokenize_both_strands`). In training :class:`SequenceCollate` feeds each sequence
+on a random strand (``rc_augment``); at prediction :func:`predict_logits` runs the forward
+strands and the reverse strands as two passes over identically shaped batches and averages
+the logits (``rc_average``), so ``predict(X)`` and ``predict(rc(X))`` agree exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from titans_ts.backbone import TitansBackbone, TitansConfig
+from titans_ts.encoders.dna import KmerTokenizer, NucleotideTokenizer, PackedTokens
+from titans_ts.encoders.dna import reverse_complement as reverse_complement_str
+from titans_ts.heads.classification import POOLINGS, ClassificationHead
+from titans_ts.memory import MemoryConfig
+
+__all__ = [
+    "SequenceCollate",
+    "SequenceModelConfig",
+    "TitansSequenceModel",
+    "TokenizedSequences",
+    "build_sequence_backbone_config",
+    "make_tokenizer",
+    "pad_batch",
+    "predict_logits",
+    "sequence_embeddings",
+    "tokenize_both_strands",
+]
+
+Tokenizer = NucleotideTokenizer | KmerTokenizer
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+def make_tokenizer(kind: str, k: int = 3, overlapping: bool = True) -> Tokenizer:
+    """``"nucleotide"`` → :class:`NucleotideTokenizer`; ``"kmer"`` → :class:`KmerTokenizer`."""
+    if kind == "nucleotide":
+        return NucleotideTokenizer()
+    if kind == "kmer":
+        return KmerTokenizer(int(k), overlapping=bool(overlapping))
+    raise ValueError(f"tokenizer must be 'nucleotide' or 'kmer', got {kind!r}")
+
+
+def tokenize_both_strands(
+    tokenizer: Tokenizer,
+    sequences: Sequence[str],
+    *,
+    max_length: int | None = None,
+    min_tokens: int = 1,
+) -> tuple[PackedTokens, PackedTokens]:
+    """Token ids of every sequence and of its reverse complement.
+
+    Args:
+        tokenizer: a DNA tokenizer.
+        sequences: ``N`` DNA strings (validated by the tokenizer: a bad character raises
+            :class:`ValueError` naming the sequence index, character and position; a
+            non-``str`` raises :class:`TypeError` naming the index).
+        max_length: keep only the first ``max_length`` bases of longer sequences (the
+            reverse strand is that of the kept bases, so both strands see the same bases).
+        min_tokens: sequences that yield fewer tokens raise :class:`ValueError`.
+
+    Returns:
+        ``(forward, reverse)`` :class:`PackedTokens`, ``N`` rows each, row ``i`` of
+        ``reverse`` being the tokens of ``reverse_complement(sequences[i])``.
+    """
+    if max_length is not None:
+        sequences = [s[:max_length] if isinstance(s, str) else s for s in sequences]
+    forward = tokenizer.encode_packed(sequences)  # validates first: errors name the index
+    short = np.flatnonzero(forward.lengths < min_tokens)
+    if short.size:
+        i = int(short[0])
+        k = getattr(tokenizer, "k", 1)
+        raise ValueError(
+            f"sequence {i} has {len(sequences[i])} bases, giving {int(forward.lengths[i])} "
+            f"tokens with {tokenizer!r} (at least {min_tokens} needed; {short.size} such "
+            f"sequences); remove empty sequences"
+            + (f" or those shorter than k={k}" if k > 1 else "")
+        )
+    reverse = tokenizer.encode_packed([reverse_complement_str(s) for s in sequences])
+    return forward, reverse
+
+
+def pad_batch(rows: Sequence[np.ndarray], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad 1-D id arrays into ``ids (B, T)`` int64 and ``mask (B, T)`` bool tensors."""
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class TokenizedSequences(Dataset):
+    """Both strands' tokens (and labels) of ``N`` sequences; item ``i`` is
+    ``(forward_ids (T_i,), reverse_ids (T_i',), label)`` (label ``-1`` when unlabelled)."""
+
+    def __init__(
+        self, forward: PackedTokens, reverse: PackedTokens, labels: np.ndarray | None = None
+    ) -> None:
+        if len(forward) != len(reverse):
+            raise ValueError(f"{len(forward)} forward rows but {len(reverse)} reverse rows")
+        if labels is not None and len(labels) != len(forward):
+            raise ValueError(f"{len(labels)} labels for {len(forward)} sequences")
+        self.forward = forward
+        self.reverse = reverse
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.forward)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        label = -1 if self.labels is None else int(self.labels[index])
+        return self.forward[index], self.reverse[index], label
+
+    def subset(self, indices: np.ndarray) -> TokenizedSequences:
+        """A new dataset with rows ``indices`` (in that order)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return TokenizedSequences(
+            _take(self.forward, indices),
+            _take(self.reverse, indices),
+            None if self.labels is None else self.labels[indices],
+        )
+
+
+def _take(packed: PackedTokens, indices: np.ndarray) -> PackedTokens:
+    lengths = packed.lengths[indices]
+    cu = np.zeros(len(indices) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=cu[1:])
+    if len(indices) == 0:
+        return PackedTokens(np.zeros(0, dtype=np.int64), cu)
+    starts = packed.cu_seqlens[:-1][indices]
+    flat = np.repeat(starts - cu[:-1], lengths) + np.arange(int(cu[-1]), dtype=np.int64)
+    return PackedTokens(packed.ids[flat], cu)
+
+
+class SequenceCollate:
+    """Collate ``(forward, reverse, label)`` items into ``(ids, mask, labels)`` tensors.
+
+    With ``rc_augment`` each item is fed on a random strand (probability ½ each), drawn from
+    a generator seeded with ``seed`` (the loader runs in the main process, so a fit is
+    reproducible); otherwise the forward strand.
+    """
+
+    def __init__(self, pad_id: int, rc_augment: bool = False, seed: int = 0) -> None:
+        self.pad_id = int(pad_id)
+        self.rc_augment = bool(rc_augment)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(
+        self, items: Sequence[tuple[np.ndarray, np.ndarray, int]]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        if self.rc_augment:
+            flip = self.rng.random(len(items)) < 0.5
+            rows = [rev if f else fwd for (fwd, rev, _), f in zip(items, flip, strict=True)]
+        else:
+            rows = [fwd for fwd, _, _ in items]
+        ids, mask = pad_batch(rows, self.pad_id)
+        labels = torch.tensor([label for _, _, label in items], dtype=torch.long)
+        return ids, mask, labels
+
+
+# --------------------------------------------------------------------------- network
+
+
+@dataclass(frozen=True)
+class SequenceModelConfig:
+    """Everything needed to rebuild a :class:`TitansSequenceModel` (JSON round-trips).
+
+    Attributes:
+        vocab_size: number of token ids (the tokenizer's ``vocab_size``).
+        pad_id: id of ``[PAD]`` (its embedding is kept at zero).
+        n_classes: number of classes ``K`` (>= 2).
+        pooling: one of :data:`~titans_ts.heads.classification.POOLINGS`.
+        head_dropout: dropout on the pooled vector.
+        backbone: the Titans backbone; its ``d_model`` is the token width.
+    """
+
+    vocab_size: int
+    pad_id: int
+    n_classes: int
+    pooling: str = "mean"
+    head_dropout: float = 0.0
+    backbone: TitansConfig = field(default_factory=TitansConfig)
+
+    def __post_init__(self) -> None:
+        for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"SequenceModelConfig.{name}={value!r} is invalid: expected an int >= {low}."
+                )
+        if self.pad_id >= self.vocab_size:
+            raise ValueError(f"pad_id={self.pad_id} is outside vocab_size={self.vocab_size}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not isinstance(self.backbone, TitansConfig):
+            raise TypeError(f"backbone must be a TitansConfig, got {type(self.backbone).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (nested backbone and memory configs as dicts)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SequenceModelConfig:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        backbone = backbone_config_from_dict(data.pop("backbone"))
+        return cls(**data, backbone=backbone)
+
+
+def backbone_config_from_dict(data: dict[str, Any]) -> TitansConfig:
+    """Inverse of ``dataclasses.asdict(TitansConfig)`` (memory config included)."""
+    data = dict(data)
+    memory = data.pop("memory", None)
+    return TitansConfig(**data, memory=None if memory is None else MemoryConfig(**memory))
+
+
+def build_sequence_backbone_config(
+    *,
+    variant: str,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    n_persistent: int,
+    memory_depth: int,
+    memory_chunk_size: int,
+    window: int,
+    dropout: float,
+) -> TitansConfig:
+    """A :class:`TitansConfig` for token streams: sliding-window attention over ``window``
+    tokens (also the MAC segment length) and a neural memory with ``memory_chunk_size``
+    tokens per chunk (kept at the memory's default ``theta_max``, which is stable for chunks
+    up to 64)."""
+    return TitansConfig(
+        variant=variant,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        window=window,
+        segment_len=window,
+        n_persistent=n_persistent,
+        memory=MemoryConfig(
+            d_model=d_model, n_heads=n_heads, depth=memory_depth, chunk_size=memory_chunk_size
+        ),
+        dropout=dropout,
+    )
+
+
+class TitansSequenceModel(nn.Module):
+    """Token embedding → Titans backbone → masked pooling → linear classifier.
+
+    Args:
+        config: a :class:`SequenceModelConfig`.
+
+    The ``class_weight`` buffer ``(K,)`` (ones by default) weighs the cross-entropy of
+    :meth:`loss`; set it with :meth:`set_class_weight`.
+    """
+
+    def __init__(self, config: SequenceModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.backbone.d_model
+        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=config.pad_id)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.embedding.weight[config.pad_id].zero_()
+        self.backbone = TitansBackbone(config.backbone)
+        self.head = ClassificationHead(d, config.n_classes, config.pooling, config.head_dropout)
+        self.register_buffer("class_weight", torch.ones(config.n_classes))
+
+    def set_class_weight(self, weight: Sequence[float] | np.ndarray | None) -> None:
+        """Cross-entropy weight per class ``(K,)``; ``None`` restores equal weights."""
+        k = self.config.n_classes
+        value = torch.ones(k) if weight is None else torch.as_tensor(
+            np.asarray(weight, dtype=np.float32)
+        )
+        if value.shape != (k,) or not bool(torch.all(value >= 0)):
+            raise ValueError(f"class weights must be {k} non-negative numbers, got {weight!r}")
+        self.class_weight.copy_(value.to(self.class_weight))
+
+    def describe_inputs(self, batch_size: int = 1, length: int = 1) -> dict[str, tuple]:
+        """Input contract: ``ids (B, T)`` int64, ``mask (B, T)`` bool."""
+        return {
+            "ids": ((batch_size, length), torch.int64),
+            "mask": ((batch_size, length), torch.bool),
+        }
+
+    def _check(self, ids: Tensor, mask: Tensor) -> None:
+        if ids.dim() != 2 or mask.shape != ids.shape:
+            raise ValueError(
+                f"ids and mask must both have shape (B, T), got {tuple(ids.shape)} and "
+                f"{tuple(mask.shape)}"
+            )
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
+
+    def tokens(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Backbone states ``(B, T, d_model)`` of ``ids (B, T)`` (padding included)."""
+        self._check(ids, mask)
+        h, _ = self.backbone(self.embedding(ids))
+        return h
+
+    def embed(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Pooled sequence embeddings ``(B, d_model)``."""
+        return self.head.pool(self.tokens(ids, mask), mask)
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Class logits ``(B, K)`` of ``ids (B, T)`` with ``mask (B, T)``."""
+        return self.head.classify(self.embed(ids, mask))
+
+    def loss(self, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
+        """Class-weighted cross-entropy (weighted mean over the batch) of ``labels (B,)``."""
+        logits = self(ids, mask)
+        if labels.shape != logits.shape[:1]:
+            raise ValueError(f"labels must have shape (B,)={logits.shape[:1]}, got {labels.shape}")
+        return F.cross_entropy(logits, labels, weight=self.class_weight.to(logits.dtype))
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _batched_pass(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    packed: PackedTokens,
+    order: np.ndarray,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Apply ``fn(ids, mask) -> (B, F)`` to rows of ``packed`` in ``order``, batched;
+    returns ``(N, F)`` float64 rows in the original order."""
+    out: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids, mask = pad_batch([packed[int(i)] for i in rows], pad_id)
+        values = fn(ids.to(device), mask.to(device)).float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(order), values.shape[1]), dtype=np.float64)
+        out[rows] = values
+    if out is None:
+        raise ValueError("no sequences to run")
+    return out
+
+
+def _length_order(packed: PackedTokens) -> np.ndarray:
+    """Row order by decreasing length (stable), so batches hold similar lengths."""
+    return np.argsort(-packed.lengths, kind="stable")
+
+
+@torch.no_grad()
+def _two_strand_pass(
+    model: TitansSequenceModel,
+    fn: Callable[[Tensor, Tensor], Tensor],
+    forward: PackedTokens,
+    reverse: PackedTokens | None,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    model.to(device).eval()
+    pad = model.config.pad_id
+    order = _length_order(forward)
+    a = _batched_pass(fn, forward, order, batch_size, pad, device)
+    if reverse is None:
+        return a
+    # same order and batch composition for the reverse strand (lengths are equal for
+    # nucleotide/overlapping tokens), so swapping the strands swaps a and b exactly
+    b = _batched_pass(fn, reverse, order, batch_size, pad, device)
+    return 0.5 * (a + b)
+
+
+def predict_logits(
+    model: TitansSequenceModel,
+    forward: PackedTokens,
+    reverse: PackedTokens | None = None,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Logits ``(N, K)`` float64; with ``reverse`` the mean of both strands' logits."""
+    return _two_strand_pass(model, model, forward, reverse, batch_size, torch.device(device))
+
+
+def sequence_embeddings(
+    model: TitansSequenceModel,
+    forward: PackedTokens,
+    reverse: PackedTokens | None = None,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Pooled embeddings ``(N, d_model)`` float64; with ``reverse`` the mean of both strands'."""
+    return _two_strand_pass(
+        model, model.embed, forward, reverse, batch_size, torch.device(device)
+    )
