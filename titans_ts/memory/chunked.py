@@ -29,6 +29,7 @@ never one per token).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,7 +42,8 @@ Tensor = torch.Tensor
 
 __all__ = ["DEFAULT_CACHE_BUDGET_BYTES", "chunked_run_memory", "chunk_bounds", "forward_flops"]
 
-#: Intermediates kept between forward and backward before falling back to recomputation.
+#: Bytes of chunk states + intermediates kept between forward and backward before the
+#: executor switches to sqrt checkpointing with recomputation.
 DEFAULT_CACHE_BUDGET_BYTES = 512 * 2**20
 
 
@@ -401,53 +403,67 @@ def chunk_bounds(position: int, T: int, chunk_size: int) -> list[tuple[int, int]
 
 
 class _ChunkedMemoryFunction(torch.autograd.Function):
-    """Autograd wrapper: forward keeps only chunk-boundary states, backward recomputes."""
+    """Autograd wrapper with a hand-written backward and bounded saved memory.
+
+    While the boundary states and intermediates of every chunk fit ``budget`` bytes they are
+    all kept from the forward pass (no recomputation). Beyond that, only every ``k``-th
+    boundary state is kept (``k ~ sqrt(#chunks)``), and the backward recomputes one group
+    of ``k`` chunks at a time from its checkpoint: memory ``O(sqrt(#chunks))`` chunk states
+    instead of ``O(#chunks)``, for one extra forward pass.
+    """
 
     @staticmethod
     def forward(ctx, meta, q, k, v, theta, eta, alpha, *flat):  # type: ignore[override]
-        L, act, residual, bounds, has_wg, wides, cache_budget = meta
+        L, act, residual, bounds, has_wg, wides, budget, store = meta
         WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
+        n_chunks = len(bounds)
+        keep_all = store and budget > 0
+        interval = 1
+        checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
+        caches: dict[int, _ChunkCache] = {}
         ys = []
-        boundary: list[tuple[list[Tensor] | None, list[Tensor]]] = []
-        caches: list[_ChunkCache | None] = []
-        cached_bytes = 0
+        wg: list[Tensor] = []
         for j, (s, e) in enumerate(bounds):
             Wg = Wg0 if (j == 0 and Wg0 is not None) else None
-            boundary.append((Wg, WS))
+            if store and j % interval == 0:
+                checkpoints[j] = (Wg, WS)
             wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
-            keep = cached_bytes < cache_budget
-            y, WS, cache = _chunk_forward(
+            y, WS_next, cache = _chunk_forward(
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                alpha[:, s:e], act, residual, keep=keep,
+                alpha[:, s:e], act, residual, keep=keep_all,
             )
-            if cache is not None:
-                cached_bytes += cache.nbytes()
-            caches.append(cache)
+            if keep_all and j == 0:
+                per_chunk = cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
+                if per_chunk * n_chunks > budget:  # switch to sqrt checkpointing
+                    keep_all, cache = False, None
+                    interval = max(1, math.isqrt(n_chunks))
+            if keep_all:
+                caches[j] = cache
             ys.append(y)
+            WS = WS_next
         ctx.meta = meta
-        ctx.boundary = boundary
+        ctx.checkpoints = checkpoints
         ctx.caches = caches
         ctx.save_for_backward(q, k, v, theta, eta, alpha)
         y = torch.cat(ys, dim=1)
         W_out = [_unpack(x, wd)[0].contiguous() for x, wd in zip(WS, wides)]
         S_out = [_unpack(x, wd)[1].contiguous() for x, wd in zip(WS, wides)]
-        last_wg, last_ws = boundary[-1]
-        if last_wg is None:
-            last_wg = [_unpack(x, wd)[0] for x, wd in zip(last_ws, wides)]
-        return (y, *W_out, *S_out, *[w.clone() for w in last_wg])
+        # gradient point of the last chunk (for a stream that stops inside a chunk);
+        # cloned so that outputs never alias inputs or each other
+        return (y, *W_out, *S_out, *[w.clone() for w in wg])
 
     @staticmethod
     def backward(ctx, dy, *douts):  # type: ignore[override]
-        L, act, residual, bounds, has_wg, wides, _ = ctx.meta
+        L, act, residual, bounds, has_wg, wides, _, _ = ctx.meta
         q, k, v, theta, eta, alpha = ctx.saved_tensors
+        n_chunks = len(bounds)
         dW_out, dS_out, dWg_last = douts[:L], douts[L : 2 * L], douts[2 * L : 3 * L]
         dWS_next: list[Tensor] | None = None
         if any(d is not None for d in (*dW_out, *dS_out)):
             dWS_next = []
             for l in range(L):
-                ws = ctx.boundary[-1][1][l]
-                buf = torch.zeros_like(ws)
+                buf = torch.zeros_like(ctx.checkpoints[0][1][l])
                 bw, bs = _unpack(buf, wides[l])
                 if dW_out[l] is not None:
                     bw.copy_(dW_out[l])
@@ -459,34 +475,46 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         dth, det, dal = torch.empty_like(theta), torch.empty_like(eta), torch.empty_like(alpha)
         dWg0 = None
-        for j in range(len(bounds) - 1, -1, -1):
-            s, e = bounds[j]
-            Wg_saved, WS = ctx.boundary[j]
-            Wg = Wg_saved if Wg_saved is not None else [
-                _unpack(x, wd)[0] for x, wd in zip(WS, wides)
-            ]
-            cache = ctx.caches[j]
-            ctx.caches[j] = None  # free as we go
-            if cache is None:
-                _, _, cache = _chunk_forward(
-                    Wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                    alpha[:, s:e], act, residual, keep=True,
+        starts = sorted(ctx.checkpoints)
+        ends = starts[1:] + [n_chunks]
+        for g_start, g_end in zip(reversed(starts), reversed(ends)):
+            Wg_saved, WS = ctx.checkpoints.pop(g_start)
+            group: list[tuple[list[Tensor] | None, list[Tensor], _ChunkCache]] = []
+            for j in range(g_start, g_end):  # recompute what the forward did not keep
+                Wg = Wg_saved if j == g_start else None
+                wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
+                cache = ctx.caches.pop(j, None)
+                WS_next = None
+                if cache is None:
+                    s, e = bounds[j]
+                    _, WS_next, cache = _chunk_forward(
+                        wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
+                        alpha[:, s:e], act, residual, keep=True,
+                    )
+                group.append((Wg, WS, cache))
+                if j + 1 < g_end:
+                    WS = WS_next
+            for j in range(g_end - 1, g_start - 1, -1):
+                s, e = bounds[j]
+                Wg_saved_j, WS, cache = group.pop()
+                Wg = Wg_saved_j if Wg_saved_j is not None else [
+                    _unpack(x, wd)[0] for x, wd in zip(WS, wides)
+                ]
+                dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
+                    Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next
                 )
-            dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
-                Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next
-            )
-            if j == len(bounds) - 1:
-                for l, d in enumerate(dWg_last):
-                    if d is not None:
-                        dWg[l] += d
-            dq[:, s:e], dk[:, s:e], dv[:, s:e] = dq_, dk_, dv_
-            dth[:, s:e], det[:, s:e], dal[:, s:e] = dth_, det_, dal_
-            if Wg_saved is None:
-                for l in range(L):
-                    _unpack(dWS[l], wides[l])[0].add_(dWg[l])
-            else:
-                dWg0 = dWg
-            dWS_next = dWS
+                if j == n_chunks - 1:
+                    for l, d in enumerate(dWg_last):
+                        if d is not None:
+                            dWg[l] += d
+                dq[:, s:e], dk[:, s:e], dv[:, s:e] = dq_, dk_, dv_
+                dth[:, s:e], det[:, s:e], dal[:, s:e] = dth_, det_, dal_
+                if Wg_saved_j is None:
+                    for l in range(L):
+                        _unpack(dWS[l], wides[l])[0].add_(dWg[l])
+                else:
+                    dWg0 = dWg
+                dWS_next = dWS
         dW = [_unpack(x, wd)[0] for x, wd in zip(dWS_next, wides)]
         dS = [_unpack(x, wd)[1] for x, wd in zip(dWS_next, wides)]
         dflat = dW + dS
@@ -512,9 +540,10 @@ def chunked_run_memory(
 ) -> tuple[Tensor, MemoryRunState]:
     """Chunked executor. Same arguments and result as :func:`titans_ts.memory.run_memory`.
 
-    ``cache_budget_bytes``: when autograd needs a backward, chunk intermediates are kept
-    from the forward pass up to this many bytes; later chunks are recomputed in backward
-    from their boundary state (0 = always recompute, minimal memory).
+    ``cache_budget_bytes``: when autograd needs a backward and the boundary states plus
+    intermediates of all chunks fit in this many bytes, they are kept from the forward pass;
+    otherwise only every ``sqrt(#chunks)``-th boundary state is kept and the backward
+    recomputes chunks group by group (0 = always checkpoint, minimal memory).
 
     Expects validated inputs already in the compute dtype (the public entry does that).
     """
@@ -544,9 +573,8 @@ def chunked_run_memory(
     needs_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (q, k, v, theta, eta, alpha, *W, *S, *(Wg or []))
     )
-    if not needs_grad:
-        cache_budget_bytes = 0
-    meta = (L, activation, residual, bounds, Wg is not None, wides, cache_budget_bytes)
+    meta = (L, activation, residual, bounds, Wg is not None, wides, cache_budget_bytes,
+            needs_grad)
     ins = W + S + (Wg if Wg is not None else [])
     outs = _ChunkedMemoryFunction.apply(meta, *tensors, *ins)
     y = outs[0]
