@@ -277,6 +277,35 @@ class TitansBaseEstimator(BaseEstimator):
             seed_everything(seed)
             yield seed, root
 
+    def _make_fit_trainer(self, root_dir: str, has_validation: bool) -> tuple[Any, Any, Any]:
+        """Trainer for ``fit`` with the loss history and, with a validation split, the
+        in-memory best-weights keeper and early stopping on ``val_loss`` (``patience``).
+
+        Returns ``(trainer, history, best_or_None)``; uses the estimator's ``max_epochs``,
+        ``patience`` and ``gradient_clip_val``.
+        """
+        from titans_ts.training.lightning import BestWeights, LossHistory
+
+        history = LossHistory()
+        callbacks: list[Any] = [history]
+        best = None
+        if has_validation:
+            from lightning.pytorch.callbacks import EarlyStopping
+
+            best = BestWeights("val_loss")
+            callbacks += [
+                best,
+                EarlyStopping("val_loss", patience=self.patience, mode="min", verbose=False),
+            ]
+        trainer = self._make_trainer(
+            max_epochs=self.max_epochs,
+            root_dir=root_dir,
+            callbacks=callbacks,
+            gradient_clip_val=self.gradient_clip_val,
+            has_validation=has_validation,
+        )
+        return trainer, history, best
+
     def _make_trainer(
         self,
         *,

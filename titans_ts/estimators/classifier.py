@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader
 from titans_ts.backbone import VARIANTS
 from titans_ts.estimators._base import Interval, Options, TitansBaseEstimator
 from titans_ts.heads.classification import POOLINGS
-from titans_ts.training.lightning import BestWeights, LossHistory, LossModule
+from titans_ts.training.lightning import LossModule
 from titans_ts.training.sequence import (
     SequenceCollate,
     SequenceModelConfig,
@@ -477,24 +477,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                     val, batch_size=_D.predict_batch_size, shuffle=False,
                     collate_fn=SequenceCollate(tokenizer.pad_id, False),
                 )
-            history = LossHistory()
-            callbacks: list[Any] = [history]
-            best = None
-            if has_val:
-                from lightning.pytorch.callbacks import EarlyStopping
-
-                best = BestWeights("val_loss")
-                callbacks += [
-                    best,
-                    EarlyStopping("val_loss", patience=self.patience, mode="min", verbose=False),
-                ]
-            trainer = self._make_trainer(
-                max_epochs=self.max_epochs,
-                root_dir=root,
-                callbacks=callbacks,
-                gradient_clip_val=self.gradient_clip_val,
-                has_validation=has_val,
-            )
+            trainer, history, best = self._make_fit_trainer(root, has_val)
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
         model = module.model.to("cpu").eval()
 

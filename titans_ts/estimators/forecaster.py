@@ -59,7 +59,7 @@ from titans_ts.training.forecasting import (
     build_backbone_config,
     quantile_column_suffixes,
 )
-from titans_ts.training.lightning import BestWeights, LossHistory, LossModule
+from titans_ts.training.lightning import LossModule
 
 __all__ = ["DEFAULTS", "FORMAT_VERSION", "ForecasterDefaults", "TitansForecaster"]
 
@@ -476,24 +476,7 @@ class TitansForecaster(TitansBaseEstimator):
                 max_val_windows=DEFAULTS.max_val_windows,
                 seed=seed,
             )
-            history = LossHistory()
-            callbacks: list[Any] = [history]
-            best = None
-            if has_val:
-                from lightning.pytorch.callbacks import EarlyStopping
-
-                best = BestWeights("val_loss")
-                callbacks += [
-                    best,
-                    EarlyStopping("val_loss", patience=self.patience, mode="min", verbose=False),
-                ]
-            trainer = self._make_trainer(
-                max_epochs=self.max_epochs,
-                root_dir=root,
-                callbacks=callbacks,
-                gradient_clip_val=self.gradient_clip_val,
-                has_validation=has_val,
-            )
+            trainer, history, best = self._make_fit_trainer(root, has_val)
             trainer.fit(module, datamodule=data)
         model = module.model.to("cpu").eval()
 

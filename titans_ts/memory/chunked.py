@@ -40,7 +40,13 @@ from .spec import MemoryRunState
 
 Tensor = torch.Tensor
 
-__all__ = ["DEFAULT_CACHE_BUDGET_BYTES", "chunked_run_memory", "chunk_bounds", "forward_flops"]
+__all__ = [
+    "DEFAULT_CACHE_BUDGET_BYTES",
+    "chunk_bounds",
+    "chunked_run_memory",
+    "flat_start_state",
+    "forward_flops",
+]
 
 #: Bytes of chunk states + intermediates kept between forward and backward before the
 #: executor switches to sqrt checkpointing with recomputation.
@@ -386,6 +392,28 @@ def _chunk_backward(
 # whole stream
 
 
+def flat_start_state(
+    weights: list[Tensor], state: MemoryRunState | None, batch: int, chunk_size: int
+) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None, int]:
+    """The stream's starting point with (batch, head) merged: ``(W, S, W_g, position)``.
+
+    ``W``, ``S``: one (B*H, out, in) tensor per layer (initial weights and zero momentum for
+    a new stream); ``W_g``: the open chunk's start weights, or None when the stream is on a
+    chunk boundary.
+    """
+    def flat(x: Tensor) -> Tensor:
+        return x.reshape(-1, *x.shape[2:])
+
+    if state is None:
+        W = [flat(w.unsqueeze(0).expand(batch, *w.shape)) for w in weights]
+        return W, [torch.zeros_like(w) for w in W], None, 0
+    Wg = None if state.grad_weights is None else [flat(w) for w in state.grad_weights]
+    if state.position % chunk_size == 0:
+        Wg = None
+    W = [flat(w) for w in state.weights]
+    return W, [flat(s) for s in state.momentum], Wg, state.position
+
+
 def chunk_bounds(position: int, T: int, chunk_size: int) -> list[tuple[int, int]]:
     """``[(start, end), ...]`` of the chunks of ``T`` tokens that begin at stream ``position``.
 
@@ -554,18 +582,7 @@ def chunked_run_memory(
     def flat(x: Tensor) -> Tensor:  # (B, H, ...) -> (B*H, ...)
         return x.reshape(G, *x.shape[2:])
 
-    if state is None:
-        W = [w.unsqueeze(0).expand(B, *w.shape).reshape(G, *w.shape[1:]) for w in weights]
-        S = [torch.zeros_like(w) for w in W]
-        Wg = None
-        position = 0
-    else:
-        W = [flat(w) for w in state.weights]
-        S = [flat(s) for s in state.momentum]
-        Wg = None if state.grad_weights is None else [flat(w) for w in state.grad_weights]
-        position = state.position
-    if Wg is not None and position % chunk_size == 0:
-        Wg = None
+    W, S, Wg, position = flat_start_state(weights, state, B, chunk_size)
 
     bounds = chunk_bounds(position, T, chunk_size)
     tensors = [flat(q), flat(k), flat(v), flat(theta), flat(eta), flat(alpha)]

@@ -42,7 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..chunked import chunk_bounds
+from ..chunked import chunk_bounds, flat_start_state
 from ..spec import MemoryRunState
 from .gates import ChunkLayout, GateTensors, gate_backward, gate_forward
 
@@ -994,18 +994,7 @@ def fused_chunk_run_memory(
     def flat(x: Tensor) -> Tensor:  # (B, H, ...) -> (B*H, ...)
         return x.reshape(G, *x.shape[2:])
 
-    if state is None:
-        W = [w.unsqueeze(0).expand(B, *w.shape).reshape(G, *w.shape[1:]) for w in weights]
-        S = [torch.zeros_like(w) for w in W]
-        Wg = None
-        position = 0
-    else:
-        W = [flat(w) for w in state.weights]
-        S = [flat(s) for s in state.momentum]
-        Wg = None if state.grad_weights is None else [flat(w) for w in state.grad_weights]
-        position = state.position
-    if Wg is not None and position % chunk_size == 0:
-        Wg = None
+    W, S, Wg, position = flat_start_state(weights, state, B, chunk_size)
     if T == 0:
         return q.new_zeros(q.shape), MemoryRunState(
             weights=[w.reshape(B, H, *w.shape[1:]) for w in W],
