@@ -94,6 +94,18 @@ class BackboneState:
         return BackboneState([s.detach() for s in self.layers], self.position)
 
 
+def _sliding_window_attention(config: TitansConfig) -> SlidingWindowAttention:
+    """The sliding-window attention of SWA, MAG and MAL blocks, configured from ``config``."""
+    return SlidingWindowAttention(
+        config.d_model,
+        config.n_heads,
+        config.window,
+        block=config.block_size,
+        dropout=config.dropout,
+        rope=config.rope,
+    )
+
+
 class _Block(nn.Module):
     """Common parts: persistent tokens, FFN sub-block, residual dropout."""
 
@@ -152,14 +164,7 @@ class SWABlock(_Block):
     def __init__(self, config: TitansConfig) -> None:
         super().__init__(config)
         self.norm_attn = nn.RMSNorm(config.d_model)
-        self.attn = SlidingWindowAttention(
-            config.d_model,
-            config.n_heads,
-            config.window,
-            block=config.block_size,
-            dropout=config.dropout,
-            rope=config.rope,
-        )
+        self.attn = _sliding_window_attention(config)
 
     def forward(
         self, x: Tensor, position: int, state: LayerState | None
@@ -176,14 +181,7 @@ class MAGBlock(_Block):
     def __init__(self, config: TitansConfig) -> None:
         super().__init__(config)
         self.norm_in = nn.RMSNorm(config.d_model)
-        self.attn = SlidingWindowAttention(
-            config.d_model,
-            config.n_heads,
-            config.window,
-            block=config.block_size,
-            dropout=config.dropout,
-            rope=config.rope,
-        )
+        self.attn = _sliding_window_attention(config)
         self.memory = NeuralMemory(config.memory)
         self.gate = BranchGate(config.d_model)
 
@@ -209,14 +207,7 @@ class MALBlock(_Block):
         self.norm_mem = nn.RMSNorm(config.d_model)
         self.memory = NeuralMemory(config.memory)
         self.norm_attn = nn.RMSNorm(config.d_model)
-        self.attn = SlidingWindowAttention(
-            config.d_model,
-            config.n_heads,
-            config.window,
-            block=config.block_size,
-            dropout=config.dropout,
-            rope=config.rope,
-        )
+        self.attn = _sliding_window_attention(config)
 
     def forward(
         self, x: Tensor, position: int, state: LayerState | None
