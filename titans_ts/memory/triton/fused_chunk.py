@@ -205,6 +205,34 @@ def _fwd_depth1_kernel(
 
 
 @triton.jit
+def _load_bwd_chunk(
+    q_ptr, k_ptr, v_ptr, dy_ptr, cst_ptr, vec_ptr, g, c, T, N0, NC, rt, rd, md,
+    D: tl.constexpr, BT: tl.constexpr, CHUNK,
+):
+    """Inputs of chunk ``c`` of program ``g`` for a backward step: its rows, the q/k/v/dy
+    tiles (BT, D), the intra-chunk coefficients (BT, BT) and the gate vectors/scalars."""
+    start, n = _chunk_rows(c, T, N0, CHUNK)
+    mt = rt < n
+    mtd = mt[:, None] & md[None, :]
+    tok = g * T * D + (start + rt)[:, None] * D + rd[None, :]
+    q = tl.load(q_ptr + tok, mask=mtd, other=0.0)
+    k = tl.load(k_ptr + tok, mask=mtd, other=0.0)
+    v = tl.load(v_ptr + tok, mask=mtd, other=0.0)
+    dy = tl.load(dy_ptr + tok, mask=mtd, other=0.0)
+    gc = g * NC + c
+    cst = tl.load(cst_ptr + gc * BT * BT + rt[:, None] * BT + rt[None, :])
+    vb = vec_ptr + gc * 5 * BT
+    gam = tl.load(vb + rt)[:, None]
+    rho = tl.load(vb + BT + rt)[:, None]
+    we = tl.load(vb + 2 * BT + rt)[:, None]
+    ee = tl.load(vb + 3 * BT + rt)[:, None]
+    ge = tl.load(vb + 4 * BT)
+    re = tl.load(vb + 4 * BT + 1)
+    Ee = tl.load(vb + 4 * BT + 2)
+    return start, n, mt, mtd, tok, q, k, v, dy, cst, gam, rho, we, ee, ge, re, Ee
+
+
+@triton.jit
 def _bwd_depth1_kernel(
     q_ptr, k_ptr, v_ptr, dy_ptr, cst_ptr, vec_ptr,
     w_ptr, s_ptr, wg_ptr,
@@ -227,24 +255,13 @@ def _bwd_depth1_kernel(
     WSZ = D * D
     for i in range(NC):
         c = NC - 1 - i
-        start, n = _chunk_rows(c, T, N0, CHUNK)
-        mt = rt < n
-        mtd = mt[:, None] & md[None, :]
-        tok = g * T * D + (start + rt)[:, None] * D + rd[None, :]
-        q = tl.load(q_ptr + tok, mask=mtd, other=0.0)
-        k = tl.load(k_ptr + tok, mask=mtd, other=0.0)
-        v = tl.load(v_ptr + tok, mask=mtd, other=0.0)
-        dy = tl.load(dy_ptr + tok, mask=mtd, other=0.0)
+        (start, n, mt, mtd, tok, q, k, v, dy, cst, gam, rho, we, ee, ge, re, Ee) = (
+            _load_bwd_chunk(
+                q_ptr, k_ptr, v_ptr, dy_ptr, cst_ptr, vec_ptr, g, c, T, N0, NC, rt, rd, md,
+                D, BT, CHUNK,
+            )
+        )
         gc = g * NC + c
-        cst = tl.load(cst_ptr + gc * BT * BT + rt[:, None] * BT + rt[None, :])
-        vb = vec_ptr + gc * 5 * BT
-        gam = tl.load(vb + rt)[:, None]
-        rho = tl.load(vb + BT + rt)[:, None]
-        we = tl.load(vb + 2 * BT + rt)[:, None]
-        ee = tl.load(vb + 3 * BT + rt)[:, None]
-        ge = tl.load(vb + 4 * BT)
-        re = tl.load(vb + 4 * BT + 1)
-        Ee = tl.load(vb + 4 * BT + 2)
         base = (g * NSLOT + c) * WSZ
         dnext = (g * 2 + (c + 1) % 2) * WSZ
         dbase = (g * 2 + c % 2) * WSZ
@@ -458,24 +475,13 @@ def _bwd_depth2_kernel(
     sc = sc_ptr + g * 6 * SSZ
     for i in range(NC):
         c = NC - 1 - i
-        start, n = _chunk_rows(c, T, N0, CHUNK)
-        mt = rt < n
-        mtd = mt[:, None] & md[None, :]
-        tok = g * T * D + (start + rt)[:, None] * D + rd[None, :]
-        q = tl.load(q_ptr + tok, mask=mtd, other=0.0)
-        k = tl.load(k_ptr + tok, mask=mtd, other=0.0)
-        v = tl.load(v_ptr + tok, mask=mtd, other=0.0)
-        dy = tl.load(dy_ptr + tok, mask=mtd, other=0.0)
+        (start, n, mt, mtd, tok, q, k, v, dy, cst, gam, rho, we, ee, ge, re, Ee) = (
+            _load_bwd_chunk(
+                q_ptr, k_ptr, v_ptr, dy_ptr, cst_ptr, vec_ptr, g, c, T, N0, NC, rt, rd, md,
+                D, BT, CHUNK,
+            )
+        )
         gc = g * NC + c
-        cst = tl.load(cst_ptr + gc * BT * BT + rt[:, None] * BT + rt[None, :])
-        vb = vec_ptr + gc * 5 * BT
-        gam = tl.load(vb + rt)[:, None]
-        rho = tl.load(vb + BT + rt)[:, None]
-        we = tl.load(vb + 2 * BT + rt)[:, None]
-        ee = tl.load(vb + 3 * BT + rt)[:, None]
-        ge = tl.load(vb + 4 * BT)
-        re = tl.load(vb + 4 * BT + 1)
-        Ee = tl.load(vb + 4 * BT + 2)
         base = (g * NSLOT + c) * WSZ
         dnext = (g * 2 + (c + 1) % 2) * WSZ
         dbase = (g * 2 + c % 2) * WSZ
