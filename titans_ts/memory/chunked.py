@@ -139,10 +139,13 @@ class _ChunkCache:
     zq: list[Tensor]  # query-path hidden pre-activations
     lhs: list[Tensor]  # wide: [gamma h | rho h]; narrow: h WS^T
     Gm: list[Tensor]  # h_{l-1} a_{l-1}^T: (G, n, n)
+    sq: Tensor | None = None  # ||u_s||^2 summed over layers (G, n), when clipping
+    clip: Tensor | None = None  # min(1, tau / ||u_s||) (G, n), when clipping
 
     def nbytes(self) -> int:
         tensors = [*self.a, *self.z, *self.g, *self.delta, *self.hq, *self.zq, *self.lhs, *self.Gm]
         tensors += [self.Pe, self.Pa, self.M, self.C]
+        tensors += [x for x in (self.sq, self.clip) if x is not None]
         return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
 
 
@@ -158,9 +161,10 @@ def _chunk_forward(
     act: str,
     residual: bool,
     keep: bool,
+    tau: float | None = None,
 ) -> tuple[Tensor, list[Tensor], _ChunkCache | None]:
     """One chunk. ``Wg``: (G, out, in) per layer; ``WS``: packed base weights+momentum;
-    q, k, v: (G, n, d); gates: (G, n).
+    q, k, v: (G, n, d); gates: (G, n); ``tau``: the per-token gradient-norm bound or None.
 
     Returns ``(y (G, n, d), WS_end, cache or None)``.
     """
@@ -188,6 +192,14 @@ def _chunk_forward(
     for l in range(L - 2, -1, -1):
         g[l] = torch.bmm(delta[l + 1], Wg[l + 1])
         delta[l] = activation_backward(act, g[l], z[l])
+
+    # 2b. per-token clipping u_s <- u_s min(1, tau / ||u_s||): ||delta a^T||_F = |delta| |a|,
+    # folded into the learning rate
+    sq = clip = None
+    if tau is not None:
+        sq = sum(delta[l].square().sum(-1) * a[l].square().sum(-1) for l in range(L))
+        clip = sq.clamp_min(tau * tau).rsqrt_().mul_(tau)
+        theta = theta * clip
 
     # 3. gate matrices
     Pe = _gate_products(eta)
@@ -252,7 +264,7 @@ def _chunk_forward(
 
     cache = None
     if keep:
-        cache = _ChunkCache(a, z, g, delta, Pe, Pa, M, C, hq, zq, lhss, Gms)
+        cache = _ChunkCache(a, z, g, delta, Pe, Pa, M, C, hq, zq, lhss, Gms, sq, clip)
     return y, WS_end, cache
 
 
@@ -265,8 +277,9 @@ def _chunk_backward(
     residual: bool,
     dy: Tensor,
     dWS_end: list[Tensor] | None,
+    tau: float | None = None,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Backward of :func:`_chunk_forward`.
+    """Backward of :func:`_chunk_forward` (``theta`` is the unclipped learning rate).
 
     Returns ``(dWg, dWS, dq, dk, dv, dtheta, deta, dalpha)`` (``dWS`` packed like ``WS``).
     """
@@ -361,9 +374,18 @@ def _chunk_backward(
     dM[:, 1:, :] += torch.bmm(Pa[:, :, 1:].transpose(1, 2), dC)
     dtheta = (dM * Pe).sum(1)[:, 1:]
     dPe = dM.clone()
-    dPe[:, :, 1:] *= theta[:, None, :]
+    dPe[:, :, 1:] *= theta[:, None, :] if c.clip is None else (theta * c.clip)[:, None, :]
     deta = _gate_products_grad(Pe, dPe)
     dalpha = -_gate_products_grad(Pa, dPa)
+
+    # 2b. clipping: theta_eff = theta * clip, clip = tau / sqrt(sq) where sq > tau^2
+    if c.clip is not None and c.sq is not None and tau is not None:
+        dclip = dtheta * theta
+        dtheta = dtheta * c.clip
+        dsq = torch.where(c.sq > tau * tau, -c.clip / c.sq * dclip, 0.0)[..., None]  # x 2 / 2
+        for l in range(L):
+            ddelta[l].addcmul_(dsq * a[l].square().sum(-1, keepdim=True), delta[l])
+            da[l].addcmul_(dsq * delta[l].square().sum(-1, keepdim=True), a[l])
 
     # 2. back-propagated errors (delta_1 was computed last, so it is undone first)
     dz_key: list[Tensor | None] = [None] * L
@@ -442,7 +464,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, meta, q, k, v, theta, eta, alpha, *flat):  # type: ignore[override]
-        L, act, residual, bounds, has_wg, wides, budget, store = meta
+        L, act, residual, bounds, has_wg, wides, budget, store, tau = meta
         WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         n_chunks = len(bounds)
@@ -459,7 +481,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
             wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
             y, WS_next, cache = _chunk_forward(
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                alpha[:, s:e], act, residual, keep=keep_all,
+                alpha[:, s:e], act, residual, keep=keep_all, tau=tau,
             )
             if keep_all and j == 0:
                 per_chunk = cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
@@ -483,7 +505,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, *douts):  # type: ignore[override]
-        L, act, residual, bounds, has_wg, wides, _, _ = ctx.meta
+        L, act, residual, bounds, has_wg, wides, _, _, tau = ctx.meta
         q, k, v, theta, eta, alpha = ctx.saved_tensors
         n_chunks = len(bounds)
         dW_out, dS_out, dWg_last = douts[:L], douts[L : 2 * L], douts[2 * L : 3 * L]
@@ -517,7 +539,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                     s, e = bounds[j]
                     _, WS_next, cache = _chunk_forward(
                         wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                        alpha[:, s:e], act, residual, keep=True,
+                        alpha[:, s:e], act, residual, keep=True, tau=tau,
                     )
                 group.append((Wg, WS, cache))
                 if j + 1 < g_end:
@@ -529,7 +551,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                     _unpack(x, wd)[0] for x, wd in zip(WS, wides)
                 ]
                 dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
-                    Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next
+                    Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next, tau
                 )
                 if j == n_chunks - 1:
                     for l, d in enumerate(dWg_last):
@@ -564,6 +586,7 @@ def chunked_run_memory(
     activation: str = "gelu",
     residual: bool = False,
     state: MemoryRunState | None = None,
+    max_grad_norm: float | None = None,
     cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
 ) -> tuple[Tensor, MemoryRunState]:
     """Chunked executor. Same arguments and result as :func:`titans_ts.memory.run_memory`.
@@ -591,7 +614,7 @@ def chunked_run_memory(
         t.requires_grad for t in (q, k, v, theta, eta, alpha, *W, *S, *(Wg or []))
     )
     meta = (L, activation, residual, bounds, Wg is not None, wides, cache_budget_bytes,
-            needs_grad)
+            needs_grad, max_grad_norm)
     ins = W + S + (Wg if Wg is not None else [])
     outs = _ChunkedMemoryFunction.apply(meta, *tensors, *ins)
     y = outs[0]

@@ -148,7 +148,9 @@ class NeuralMemory(nn.Module):
         # a zero-stride stand-in for q (B, H, T, d): right device, dtype and shape, no memory
         q = torch.empty_strided((B, c.n_heads, T, c.dim_head), (0, 0, 0, 0), dtype=x.dtype,
                                 device=x.device)
-        return select_executor(c.executor, q, list(self.memory_weights), c.chunk_size)
+        return select_executor(
+            c.executor, q, list(self.memory_weights), c.chunk_size, c.max_grad_norm
+        )
 
     # ------------------------------------------------------------------ public
     def forward(
@@ -185,6 +187,7 @@ class NeuralMemory(nn.Module):
             q, k, v, theta, eta, alpha, list(self.memory_weights),
             chunk_size=c.chunk_size, activation=c.activation, residual=c.residual,
             state=None if state is None else state.run, executor=name,
+            max_grad_norm=c.max_grad_norm,
         )
         new_state = NeuralMemoryState(
             run=run_state,

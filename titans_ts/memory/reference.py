@@ -53,6 +53,7 @@ def naive_run_memory(
     activation: str = "gelu",
     residual: bool = False,
     state: MemoryRunState | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """Reference executor. Same arguments and result as :func:`titans_ts.memory.run_memory`.
 
@@ -85,6 +86,9 @@ def naive_run_memory(
             Wg = W
         u = inner_grad(Wg, k[:, :, t], v[:, :, t])
         th = theta[:, :, t, None, None]
+        if max_grad_norm is not None:  # u_t <- u_t * min(1, tau / ||u_t||), differentiated
+            sq = sum(ui.square().sum((-2, -1)) for ui in u)[..., None, None]
+            th = th * (max_grad_norm * sq.clamp_min(max_grad_norm**2).rsqrt())
         et = eta[:, :, t, None, None]
         keep = 1.0 - alpha[:, :, t, None, None]
         S = [et * s - th * ui for s, ui in zip(S, u)]

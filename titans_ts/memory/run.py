@@ -18,17 +18,29 @@ __all__ = ["run_memory", "select_executor"]
 
 
 def select_executor(
-    executor: str, q: Tensor, weights: list[Tensor], chunk_size: int | None = None
+    executor: str,
+    q: Tensor,
+    weights: list[Tensor],
+    chunk_size: int | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[str, str]:
     """Resolve ``executor`` to a concrete executor name, with the reason for the choice.
 
     ``"auto"`` picks ``"triton"`` on CUDA when the kernels support the shape and Triton is
-    importable, else ``"chunked"``.
+    importable, else ``"chunked"``. The Triton kernels do not implement gradient clipping
+    (``max_grad_norm``): ``"auto"`` then picks ``"chunked"`` and ``"triton"`` is an error.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} is unknown: expected one of {EXECUTORS}")
+    if executor == "triton" and max_grad_norm is not None:
+        raise ValueError(
+            "executor='triton' does not implement max_grad_norm (per-token gradient clipping); "
+            "pass max_grad_norm=None or use executor='chunked'"
+        )
     if executor != "auto":
         return executor, f"requested {executor!r}"
+    if max_grad_norm is not None:
+        return "chunked", "auto: max_grad_norm is set and the Triton kernels do not clip"
     if q.device.type != "cuda":
         return "chunked", f"auto: inputs on {q.device.type}, Triton kernels need CUDA"
     try:
@@ -50,6 +62,7 @@ def _check(
     chunk_size: int,
     activation: str,
     state: MemoryRunState | None,
+    max_grad_norm: float | None = None,
 ) -> None:
     for name, x in (("q", q), ("k", k), ("v", v), ("theta", theta), ("eta", eta), ("alpha", alpha)):
         if not isinstance(x, torch.Tensor):
@@ -71,6 +84,12 @@ def _check(
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is unknown: expected one of {ACTIVATIONS}")
+    if max_grad_norm is not None and (
+        isinstance(max_grad_norm, bool)
+        or not isinstance(max_grad_norm, (int, float))
+        or not max_grad_norm > 0
+    ):
+        raise ValueError(f"max_grad_norm must be a positive float or None, got {max_grad_norm!r}")
     if not isinstance(weights, (list, tuple)) or len(weights) == 0:
         raise TypeError("weights must be a non-empty list of (H, out, in) tensors")
     prev = d
@@ -117,6 +136,7 @@ def run_memory(
     residual: bool = False,
     state: MemoryRunState | None = None,
     executor: str = "chunked",
+    max_grad_norm: float | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """Run the neural long-term memory over a stream (contract: :mod:`titans_ts.memory.spec`).
 
@@ -129,13 +149,16 @@ def run_memory(
         residual: ``f(k) = k + MLP(k)`` when True.
         state: the state returned by a previous call, to continue the stream.
         executor: "chunked", "reference", "triton" or "auto".
+        max_grad_norm: ``tau``; when set, every token's inner gradient is rescaled to
+            ``u_t * min(1, tau / ||u_t||)`` (norm over all layers), differentiably. ``None``
+            (default here) leaves the contract's plain gradient.
 
     Returns:
         ``(y, state)``: ``y`` (B, H, T, d) in ``q``'s dtype, where ``y_t = f(q_t; W_t)``
         reads the memory after token ``t``'s update, and the state to continue from.
     """
-    _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state)
-    name, _ = select_executor(executor, q, list(weights), chunk_size)
+    _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
+    name, _ = select_executor(executor, q, list(weights), chunk_size, max_grad_norm)
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]
     cdt = torch.float64 if torch.float64 in dtypes else torch.float32
@@ -162,10 +185,11 @@ def run_memory(
     args = [cast(x) for x in (q, k, v, theta, eta, alpha)]
     ws = [cast(w) for w in weights]
     kwargs = dict(chunk_size=chunk_size, activation=activation, residual=residual, state=state)
+    tau = None if max_grad_norm is None else float(max_grad_norm)
     if name == "reference":
-        y, new_state = naive_run_memory(*args, ws, **kwargs)
+        y, new_state = naive_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     elif name == "chunked":
-        y, new_state = chunked_run_memory(*args, ws, **kwargs)
+        y, new_state = chunked_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     else:
         from .triton import triton_run_memory
 
