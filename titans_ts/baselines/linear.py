@@ -25,7 +25,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -37,6 +37,7 @@ __all__ = [
     "LastValueRidge",
     "NormalEquations",
     "evaluate_forecaster",
+    "fit_ridge_blocks",
     "iter_windows",
     "main",
     "repeat_last_value",
@@ -120,6 +121,21 @@ class NormalEquations:
     y_sum: np.ndarray
     n: int
 
+    @classmethod
+    def zeros(cls, lookback: int, horizon: int) -> NormalEquations:
+        """Empty statistics for windows of ``lookback`` inputs and ``horizon`` targets."""
+        k = lookback - 1
+        return cls(np.zeros((k, k)), np.zeros((k, horizon)), np.zeros(k), np.zeros(horizon), 0)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Accumulate windows ``x (b, L, C)``, ``y (b, H, C)`` (every channel is a row)."""
+        features, targets = _centred_rows(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        self.xtx += features.T @ features
+        self.xty += features.T @ targets
+        self.x_sum += features.sum(axis=0)
+        self.y_sum += targets.sum(axis=0)
+        self.n += features.shape[0]
+
     def solve(self, alpha: float, *, fit_intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Ridge solution ``(coef (L-1, H), intercept (H,))``; the intercept is not penalised.
 
@@ -160,19 +176,52 @@ def window_normal_equations(
     Returns:
         :class:`NormalEquations` with ``n = windows · C`` rows.
     """
-    xtx = np.zeros((lookback - 1, lookback - 1))
-    xty = np.zeros((lookback - 1, horizon))
-    x_sum = np.zeros(lookback - 1)
-    y_sum = np.zeros(horizon)
-    n = 0
+    equations = NormalEquations.zeros(lookback, horizon)
     for x, y in iter_windows(array, lookback, horizon, block=block):
-        features, targets = _centred_rows(x, y)
-        xtx += features.T @ features
-        xty += features.T @ targets
-        x_sum += features.sum(axis=0)
-        y_sum += targets.sum(axis=0)
-        n += features.shape[0]
-    return NormalEquations(xtx, xty, x_sum, y_sum, n)
+        equations.add(x, y)
+    return equations
+
+
+def fit_ridge_blocks(
+    equations: NormalEquations,
+    val_blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]] | None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    *,
+    fit_intercept: bool = True,
+) -> tuple[np.ndarray, np.ndarray, float, dict[float, float]]:
+    """Solve the ridge map for every penalty and keep the one with the lowest val MSE.
+
+    Args:
+        equations: training statistics (:meth:`NormalEquations.add` over the train windows).
+        val_blocks: a callable returning an iterable of validation blocks
+            ``(x (b, L, C), y (b, H, C))``, read once; may be ``None`` for a single alpha.
+        alphas: per-row penalties (>= 0).
+        fit_intercept: fit an unpenalised bias per horizon step.
+
+    Returns:
+        ``(coef (L-1, H), intercept (H,), alpha, {alpha: val mse})`` (the dict is empty
+        for a single alpha).
+    """
+    alphas = [float(a) for a in alphas]
+    if not alphas or min(alphas) < 0:
+        raise ValueError(f"alphas must be a non-empty list of values >= 0, got {alphas}")
+    if len(alphas) > 1 and val_blocks is None:
+        raise ValueError("validation windows are needed to choose among several alphas")
+    candidates = {a: equations.solve(a, fit_intercept=fit_intercept) for a in alphas}
+    if len(alphas) == 1:
+        coef, intercept = candidates[alphas[0]]
+        return coef, intercept, alphas[0], {}
+    assert val_blocks is not None
+    accumulators = {a: RegressionAccumulator() for a in candidates}
+    for x, y in val_blocks():  # one pass over the val windows scores every candidate
+        x = np.asarray(x, np.float64)
+        features, _ = _centred_rows(x, None)
+        for a, (coef, intercept) in candidates.items():
+            accumulators[a].update(_uncentre(features @ coef + intercept, x), y)
+    val_mse = {a: acc.compute()["mse"] for a, acc in accumulators.items()}
+    best = min(val_mse, key=val_mse.__getitem__)
+    coef, intercept = candidates[best]
+    return coef, intercept, best, val_mse
 
 
 @dataclasses.dataclass
@@ -203,30 +252,17 @@ class LastValueRidge:
             val: ``(T_val, C)`` scaled series including its ``lookback`` context rows; needed
                 when more than one alpha is given.
         """
-        alphas = [float(a) for a in self.alphas]
-        if not alphas or min(alphas) < 0:
-            raise ValueError(f"alphas must be a non-empty list of values >= 0, got {self.alphas}")
-        if len(alphas) > 1 and val is None:
+        if len(self.alphas) > 1 and val is None:
             raise ValueError("val is needed to choose among several alphas; pass val=...")
         _check_series(train, self.lookback, self.horizon)
         equations = window_normal_equations(train, self.lookback, self.horizon)
         self.n_train_rows_ = equations.n
-        candidates = {
-            a: equations.solve(a, fit_intercept=self.fit_intercept) for a in alphas
-        }
-        self.val_mse_: dict[float, float] = {}
-        if len(alphas) > 1:
-            # one pass over the val windows scores every candidate
-            accumulators = {a: RegressionAccumulator() for a in candidates}
-            for x, y in iter_windows(val, self.lookback, self.horizon):
-                features, _ = _centred_rows(x, None)
-                for a, (coef, intercept) in candidates.items():
-                    accumulators[a].update(_uncentre(features @ coef + intercept, x), y)
-            self.val_mse_ = {a: acc.compute()["mse"] for a, acc in accumulators.items()}
-            self.alpha_ = min(self.val_mse_, key=self.val_mse_.__getitem__)
-        else:
-            self.alpha_ = alphas[0]
-        self.coef_, self.intercept_ = candidates[self.alpha_]
+        val_blocks = None if val is None else (
+            lambda: iter_windows(val, self.lookback, self.horizon)
+        )
+        self.coef_, self.intercept_, self.alpha_, self.val_mse_ = fit_ridge_blocks(
+            equations, val_blocks, self.alphas, fit_intercept=self.fit_intercept
+        )
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:

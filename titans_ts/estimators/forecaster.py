@@ -96,6 +96,7 @@ class ForecasterDefaults:
     memory_depth: int = 2
     memory_chunk_size: int = 16
     dropout: float = 0.0
+    linear_skip: bool = True
     max_epochs: int = 10
     batch_size: int = 64
     windows_per_epoch: int | None = 2048
@@ -110,6 +111,41 @@ class ForecasterDefaults:
 
 #: Defaults of :class:`TitansForecaster` (see :class:`ForecasterDefaults`).
 DEFAULTS = ForecasterDefaults()
+
+
+def _init_linear_skip(
+    model: TitansForecastModel, train: SeriesWindows, val: SeriesWindows | None
+) -> float:
+    """Fit the skip path in closed form: the last-value-centred ridge map over **all**
+    training windows, penalty chosen on all validation windows (one penalty without them).
+
+    Returns the chosen penalty.
+    """
+    from titans_ts.baselines.linear import DEFAULT_ALPHAS, NormalEquations, fit_ridge_blocks
+
+    cfg = model.config
+    equations = NormalEquations.zeros(cfg.lookback, cfg.horizon)
+    for x, y in train.iter_blocks():
+        equations.add(x, y)
+    if val is None:
+        coef, intercept, alpha, _ = fit_ridge_blocks(equations, None, (1e-3,))
+    else:
+        coef, intercept, alpha, _ = fit_ridge_blocks(equations, val.iter_blocks, DEFAULT_ALPHAS)
+    model.set_linear_skip(coef, intercept)
+    return alpha
+
+
+@torch.no_grad()
+def _mean_loss(model: TitansForecastModel, batches: Any) -> float:
+    """Sample-weighted mean of ``model.loss`` over ``batches`` (as Lightning logs it)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in batches:
+        total += float(model.loss(x, y)) * len(x)
+        count += len(x)
+    model.train(was_training)
+    return total / max(count, 1)
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,6 +182,8 @@ class TitansForecaster(TitansBaseEstimator):
         patch_len, stride: patching of the lookback window.
         dropout: dropout in the backbone and heads.
         revin: reversible instance normalisation of every window.
+        linear_skip: add a linear lookback -> horizon map (RLinear) beside the Titans path;
+            the network learns a correction to a linear forecast.
         max_epochs, batch_size, windows_per_epoch, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; ``windows_per_epoch=None`` uses every
             window each epoch).
@@ -162,9 +200,11 @@ class TitansForecaster(TitansBaseEstimator):
     Fitted attributes:
         model_ (the network, eval mode), config_ (:class:`ForecastModelConfig`),
         horizon_, lookback_, freq_, series_names_, n_series_, scaler_mean_, scaler_std_,
-        history_ (per-epoch losses), best_epoch_, n_train_windows_, n_val_windows_,
-        frame_meta_, last_values_ / last_times_ (the context ``predict()`` starts from),
-        seed_.
+        history_ (per-epoch losses), best_epoch_ (``-1``: no epoch beat the closed-form
+        linear start, whose weights were kept), n_train_windows_, n_val_windows_,
+        linear_skip_alpha_ / linear_val_loss_ (ridge penalty and validation loss of the
+        linear start; ``None`` without ``linear_skip``), frame_meta_, last_values_ /
+        last_times_ (the context ``predict()`` starts from), seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -187,6 +227,7 @@ class TitansForecaster(TitansBaseEstimator):
         "stride": [Interval(Integral, 1, None), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "revin": ["boolean"],
+        "linear_skip": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None)],
         "batch_size": [Interval(Integral, 1, None)],
         "windows_per_epoch": [Interval(Integral, 1, None), None],
@@ -224,6 +265,7 @@ class TitansForecaster(TitansBaseEstimator):
         stride: int | None = None,
         dropout: float = DEFAULTS.dropout,
         revin: bool = True,
+        linear_skip: bool = DEFAULTS.linear_skip,
         max_epochs: int = DEFAULTS.max_epochs,
         batch_size: int = DEFAULTS.batch_size,
         windows_per_epoch: int | None = DEFAULTS.windows_per_epoch,
@@ -257,6 +299,7 @@ class TitansForecaster(TitansBaseEstimator):
         self.stride = stride
         self.dropout = dropout
         self.revin = revin
+        self.linear_skip = linear_skip
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.windows_per_epoch = windows_per_epoch
@@ -453,6 +496,7 @@ class TitansForecaster(TitansBaseEstimator):
             revin=bool(self.revin),
             quantiles=quantiles,
             head_dropout=float(self.dropout),
+            linear_skip=bool(self.linear_skip) and lookback >= 2,
             backbone=build_backbone_config(
                 variant=self.variant,
                 d_model=self.d_model,
@@ -477,6 +521,12 @@ class TitansForecaster(TitansBaseEstimator):
                 seed=seed,
             )
             trainer, history, best = self._make_fit_trainer(root, has_val)
+            self.linear_skip_alpha_ = self.linear_val_loss_ = None
+            if config.linear_skip:
+                self.linear_skip_alpha_ = _init_linear_skip(model, train, val if has_val else None)
+                if best is not None:  # the linear forecast alone is the score to beat
+                    self.linear_val_loss_ = _mean_loss(model, data.val_dataloader())
+                    best.offer(self.linear_val_loss_, module, epoch=-1)
             trainer.fit(module, datamodule=data)
         model = module.model.to("cpu").eval()
 
@@ -818,6 +868,8 @@ class TitansForecaster(TitansBaseEstimator):
                 "frame_meta_": {k: _jsonable(v) for k, v in meta.to_dict().items()},
                 "history_": self.history_,
                 "best_epoch_": self.best_epoch_,
+                "linear_skip_alpha_": self.linear_skip_alpha_,
+                "linear_val_loss_": self.linear_val_loss_,
                 "n_train_windows_": self.n_train_windows_,
                 "n_val_windows_": self.n_val_windows_,
                 "seed_": self.seed_,
@@ -884,6 +936,8 @@ class TitansForecaster(TitansBaseEstimator):
         est.last_values_ = arrays["last_values"]
         est.history_ = fitted["history_"]
         est.best_epoch_ = fitted["best_epoch_"]
+        est.linear_skip_alpha_ = fitted.get("linear_skip_alpha_")
+        est.linear_val_loss_ = fitted.get("linear_val_loss_")
         est.n_train_windows_ = fitted["n_train_windows_"]
         est.n_val_windows_ = fitted["n_val_windows_"]
         est.seed_ = fitted["seed_"]

@@ -8,11 +8,12 @@ windows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 __all__ = ["ForecastDataModule", "SeriesWindows", "split_window_ranges"]
@@ -96,6 +97,22 @@ class SeriesWindows(Dataset):
         mid = s + self.lookback
         data = self.series[k]
         return data[s:mid], data[mid : mid + self.horizon]
+
+    def iter_blocks(self, block: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every window in order, as float64 blocks ``x (b, L, C)``, ``y (b, H, C)``,
+        ``b <= block`` (closed-form fits over all windows without materialising them)."""
+        width = self.lookback + self.horizon
+        for k, count in enumerate(self.counts):
+            if count == 0:
+                continue
+            first = self.first[k]
+            rows = self.series[k][first : first + (int(count) - 1) * self.stride + width]
+            view = sliding_window_view(rows.numpy(), width, axis=0)[:: self.stride]
+            for start in range(0, view.shape[0], block):
+                chunk = np.ascontiguousarray(
+                    view[start : start + block].transpose(0, 2, 1), np.float64
+                )
+                yield chunk[:, : self.lookback], chunk[:, self.lookback :]
 
 
 def split_window_ranges(

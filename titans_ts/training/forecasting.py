@@ -66,6 +66,11 @@ class ForecastModelConfig:
         revin: reversible instance normalisation of every window (affine).
         quantiles: levels of the optional quantile head (``None``: point forecasts only).
         head_dropout: dropout on the flattened tokens in the heads.
+        linear_skip: forecast = a linear map of the last-value-centred lookback (shared by
+            all channels, the in-run ridge baseline's form; see :meth:`TitansForecastModel.
+            set_linear_skip`) + the Titans path's output in RevIN units times the window's
+            scale. The Titans head starts at zero, so an untrained network is exactly the
+            linear forecast and training learns a correction to it.
         backbone: the Titans backbone; its ``d_model`` is the token width ``d``.
     """
 
@@ -78,6 +83,7 @@ class ForecastModelConfig:
     revin: bool = True
     quantiles: tuple[float, ...] | None = None
     head_dropout: float = 0.0
+    linear_skip: bool = False
     backbone: TitansConfig = field(default_factory=TitansConfig)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,11 @@ class ForecastModelConfig:
             raise ValueError(
                 f"patch_len={self.patch_len} is longer than lookback={self.lookback} plus the "
                 f"end padding stride={self.stride}; use a shorter patch_len"
+            )
+        if self.linear_skip and self.lookback < 2:
+            raise ValueError(
+                "linear_skip=True centres the lookback on its last value and needs lookback "
+                f">= 2, got {self.lookback}; use a longer lookback or linear_skip=False"
             )
         if self.quantiles is not None:
             object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
@@ -158,6 +169,35 @@ class TitansForecastModel(nn.Module):
                 n_tokens, d, config.horizon, config.quantiles, n_targets, config.head_dropout
             )
         )
+        self.skip = None
+        if config.linear_skip:
+            self.skip = nn.Linear(config.lookback - 1, config.horizon)
+            for head in (self.head, self.quantile_head):
+                if head is not None:  # the deep path starts as a zero correction
+                    nn.init.zeros_(head.linear.weight)
+                    nn.init.zeros_(head.linear.bias)
+
+    @torch.no_grad()
+    def set_linear_skip(self, coef: Any, intercept: Any) -> None:
+        """Load a closed-form linear forecast into the skip path.
+
+        Args:
+            coef: ``(L - 1, H)`` weights on the centred inputs ``x_s - x_L`` (s < L).
+            intercept: ``(H,)`` bias; the forecast is ``centred @ coef + intercept + x_L``
+                (e.g. :func:`titans_ts.baselines.linear.fit_ridge_blocks`).
+        """
+        if self.skip is None:
+            raise ValueError("this model was built with linear_skip=False")
+        coef_t = torch.as_tensor(coef, dtype=self.skip.weight.dtype)
+        bias_t = torch.as_tensor(intercept, dtype=self.skip.bias.dtype)
+        want = (self.config.lookback - 1, self.config.horizon)
+        if tuple(coef_t.shape) != want or tuple(bias_t.shape) != (want[1],):
+            raise ValueError(
+                f"coef must be {want} and intercept ({want[1]},), got "
+                f"{tuple(coef_t.shape)} and {tuple(bias_t.shape)}"
+            )
+        self.skip.weight.copy_(coef_t.T)
+        self.skip.bias.copy_(bias_t)
 
     def describe_inputs(self, batch_size: int = 1) -> dict[str, tuple[tuple[int, ...], Any]]:
         """Input contract: ``{"x": ((B, L, C), dtype)}``."""
@@ -190,12 +230,13 @@ class TitansForecastModel(nn.Module):
         self._check_x(x)
         batch, _, channels = x.shape
         if self.config.channel_mixing:
-            z, stats = self._normalize(x)  # (B, L, C)
+            raw = x  # (B, L, C)
+            z, stats = self._normalize(x)
             patches = self.patching(z.transpose(1, 2))  # (B, C, N, P)
             tokens = patches.permute(0, 2, 1, 3).flatten(2)  # (B, N, C·P)
         else:
-            series = to_channel_independent(x).unsqueeze(-1)  # (B·C, L, 1)
-            z, stats = self._normalize(series)
+            raw = to_channel_independent(x).unsqueeze(-1)  # (B·C, L, 1)
+            z, stats = self._normalize(raw)
             tokens = self.patching(z.squeeze(-1))  # (B·C, N, P)
         h = self.embed(tokens) + self.position
         h, _ = self.backbone(h)  # (B', N, d)
@@ -207,6 +248,12 @@ class TitansForecastModel(nn.Module):
             # monotone in q is kept: the inverse affine map is increasing only for a positive
             # RevIN weight, so sort again (a no-op when the weight is positive)
             quant = torch.sort(quant, dim=-1).values
+        if self.skip is not None:  # linear forecast + the Titans correction
+            last = raw[:, -1:, :]  # (B', 1, K)
+            linear = self.skip((raw[:, :-1] - last).transpose(1, 2)).transpose(1, 2) + last
+            offset = linear if stats is None else linear - stats.center
+            point = point + offset
+            quant = None if quant is None else quant + offset.unsqueeze(-1)
         if not self.config.channel_mixing:
             point = from_channel_independent(point.squeeze(-1), channels)  # (B, H, C)
             if quant is not None:

@@ -69,19 +69,23 @@ class BestWeights(pl.Callback):
         self.best_epoch: int | None = None
         self._state: dict[str, Tensor] | None = None
 
+    def offer(self, score: float, module: nn.Module, epoch: int) -> None:
+        """Keep ``module``'s weights if ``score`` beats the best so far (e.g. the untrained
+        model's validation loss as ``epoch=-1``, so training must improve on it)."""
+        if self.best_score is None or score < self.best_score:
+            self.best_score = float(score)
+            self.best_epoch = int(epoch)
+            self._state = {
+                k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()
+            }
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return
-        score = float(value)
-        if self.best_score is None or score < self.best_score:
-            self.best_score = score
-            self.best_epoch = int(trainer.current_epoch)
-            self._state = {
-                k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()
-            }
+        self.offer(float(value), pl_module, int(trainer.current_epoch))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._state is not None:
