@@ -34,9 +34,7 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import pathlib
-import platform
 import shlex
 import sys
 import time
@@ -60,6 +58,7 @@ from titans_ts.estimators import TitansForecaster
 from titans_ts.estimators._base import resolve_device
 from titans_ts.estimators.forecaster import DEFAULTS
 from titans_ts.metrics import RegressionAccumulator
+from titans_ts.provenance import _cpu_model, hardware_description  # noqa: F401 (re-exported)
 
 __all__ = [
     "PUBLISHED",
@@ -108,29 +107,8 @@ Predictor = Callable[[torch.Tensor], Any]
 
 
 # --------------------------------------------------------------------------- hardware
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def hardware_description(device: torch.device) -> str:
-    """One line naming what ran the benchmark (GPU name, or CPU model and threads)."""
-    software = f"torch {torch.__version__}, Python {platform.python_version()}"
-    if device.type == "cuda":
-        return f"GPU {torch.cuda.get_device_name(device)} ({software})"
-    cores = os.cpu_count() or 0
-    return (
-        f"CPU {_cpu_model()}, {cores} logical cores, {torch.get_num_threads()} torch threads "
-        f"({software})"
-    )
+# hardware_description (and its _cpu_model helper) live in titans_ts.provenance; imported
+# above and kept in __all__ for existing callers.
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -200,6 +178,7 @@ def _estimator_params(args: argparse.Namespace, horizon: int, n_channels: int) -
         "patch_len": args.patch_len,
         "stride": args.stride,
         "dropout": args.dropout,
+        "linear_skip": bool(args.linear_skip),
         "max_epochs": args.epochs,
         "batch_size": args.batch_size * per_window,
         "windows_per_epoch": (
@@ -285,8 +264,10 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
             **base, "model": TITANS, **scores,
             "fit_seconds": fit_seconds, "eval_seconds": time.perf_counter() - started,
             "epochs_run": epochs_run,
+            # 1-based; 0 = no epoch beat the closed-form linear start (linear_skip)
             "best_epoch": None if est.best_epoch_ is None else est.best_epoch_ + 1,
-            "best_val_loss": _best_val(est.history_),
+            "best_val_loss": _best_val(est.history_, est.linear_val_loss_),
+            "linear_val_loss": est.linear_val_loss_,
             "n_parameters": sum(p.numel() for p in est.model_.parameters()),
         })
         _log(args, f"{name} H={horizon} Titans: mse {scores['mse']:.4f} mae "
@@ -315,8 +296,9 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     return {"dataset": name, "records": records, "estimators": estimators, "windows": windows}
 
 
-def _best_val(history: list[dict[str, Any]]) -> float | None:
+def _best_val(history: list[dict[str, Any]], start: float | None = None) -> float | None:
     values = [r["val_loss"] for r in history if r.get("val_loss") is not None]
+    values += [] if start is None else [start]
     return min(values) if values else None
 
 
@@ -549,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-len", type=int, default=None, help="default: TitansForecaster's")
     p.add_argument("--stride", type=int, default=None, help="default: patch_len // 2")
     p.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.linear_skip, help="RLinear path beside the Titans one")
     p.add_argument("--channel-mixing", action="store_true",
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")
