@@ -413,10 +413,14 @@ def _report(
     else:
         t_mse, _ = _averages(records, TITANS)
         r_mse, _ = _averages(records, RIDGE)
-        verdict = "beats" if t_mse < r_mse else "does **not** beat"
+        # within half a unit of the printed precision is a tie, not a win
+        verdict = (
+            "ties" if abs(t_mse - r_mse) < 5e-4 else "beats" if t_mse < r_mse
+            else "does **not** beat"
+        )
         lines.append(
-            f"Titans' 4-horizon average MSE {t_mse:.3f} {verdict} the in-run ridge baseline "
-            f"({r_mse:.3f})."
+            f"Titans' 4-horizon average MSE {t_mse:.4f} {verdict} the in-run ridge baseline "
+            f"({r_mse:.4f})."
         )
         for model, table in PUBLISHED.items():
             if dataset in table:

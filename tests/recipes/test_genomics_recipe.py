@@ -112,7 +112,8 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     assert params["max_epochs"] == 1 and params["random_state"] == 0
     assert params["accelerator"] == "cpu"
     resolved = json.loads(titans["resolved"])
-    assert resolved["d_model"] == 32 and resolved["window"] == 101  # 101-nt sequences
+    # 101-nt sequences -> 98 overlapping 4-mer tokens (the default tokenizer)
+    assert resolved["d_model"] == 32 and resolved["window"] == 98
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])

@@ -95,8 +95,14 @@ class ClassifierDefaults:
 
     Measured on a shared 2-core CPU (1 thread): a training step of 32 sequences of 101 nt
     takes ~65 ms at width 32 (MAG, 1 layer), ~150 ms at width 64.
+
+    Tokenizer: overlapping 4-mers. GUE mouse/2 (2,621 train sequences, early stopping on
+    dev, 6 epochs, CPU), test MCC: nucleotides 56.5, 3-mers 70.0, **4-mers 79.3**, 6-mers
+    77.5 (overfits after one epoch); the in-run k-mer + logistic baseline scores 76.9.
+    Per-base tokens left the loss at chance for the first epochs on GUE mouse/0.
     """
 
+    tokenizer: str = "kmer"
     variant: str = "mag"
     d_model_small: int = 32
     d_model_large: int = 64
@@ -116,7 +122,7 @@ class ClassifierDefaults:
     gradient_clip_val: float | None = 1.0
     validation_size: float = 0.1
     patience: int = 3
-    kmer_k: int = 3
+    kmer_k: int = 4
     predict_batch_size: int = 256
 
 
@@ -255,7 +261,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
     def __init__(
         self,
         *,
-        tokenizer: str = "nucleotide",
+        tokenizer: str = _D.tokenizer,
         kmer_k: int = _D.kmer_k,
         kmer_overlapping: bool = True,
         max_length: int | None = None,
