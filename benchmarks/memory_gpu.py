@@ -147,9 +147,14 @@ def measure(args: argparse.Namespace, executor: str, T: int, matmul: float | Non
         torch.autograd.grad(loss, inputs)
 
     ctx = compiled_chunks() if executor == "chunked-compile" else nullcontext()
+    fwdbwd_error = None
     with ctx:
         t_fwd, mem_fwd = time_call(fwd, args.repeats, args.warmup, args.device)
-        t_fb, mem_fb = time_call(fwdbwd, args.repeats, args.warmup, args.device)
+        try:  # a kernel that cannot launch (e.g. too much shared memory) keeps the fwd row
+            t_fb, mem_fb = time_call(fwdbwd, args.repeats, args.warmup, args.device)
+        except Exception as exc:  # noqa: BLE001 - reported in the row, not hidden
+            t_fb, mem_fb = float("nan"), None
+            fwdbwd_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     tokens = args.batch * T
     d, hidden = args.head_dim, args.mult * args.head_dim
     shapes = [(d, d)] if args.depth == 1 else [(hidden, d), (d, hidden)]
@@ -168,6 +173,8 @@ def measure(args: argparse.Namespace, executor: str, T: int, matmul: float | Non
         "forward_gflop": flops / 1e9,
         "bf16_matmul_tflops": matmul,
     }
+    if fwdbwd_error is not None:
+        row["fwdbwd_error"] = fwdbwd_error
     if executor == "triton":
         with torch.no_grad():
             y_t, _ = call()

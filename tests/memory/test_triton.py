@@ -273,6 +273,11 @@ def test_supports_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
          [torch.zeros(2, 256, 128), torch.zeros(2, 128, 256)], None, "for depth 2"),
         (torch.zeros(1, 2, 4, 16, device="meta"), w2, None, "inputs on meta"),
     ]
+    q64 = torch.zeros(1, 2, 4, 64, device=DEVICE)
+    w64 = [torch.zeros(2, 256, 64), torch.zeros(2, 64, 256)]
+    assert memory_triton.supports(q64, w64, 64)[0]  # the forward runs at d = 64 ...
+    ok, why = memory_triton.supports(q64, w64, 64, needs_grad=True)  # ... the backward not
+    assert not ok and "depth-2 backward" in why, why
     for qq, ww, chunk, needle in cases:
         ok, why = memory_triton.supports(qq, ww, chunk_size=chunk)
         assert not ok and needle in why, (needle, why)
@@ -300,3 +305,8 @@ def test_unsupported_problems_raise_instead_of_falling_back() -> None:
     p64 = on_device(make_problem(B=1, H=1, T=6, d=8, depth=1, seed=1, requires_grad=False))
     with pytest.raises(TypeError, match="float32"):
         split_run(p64, [], "triton", chunk_size=4)
+    wide = problem32(B=1, H=1, T=6, d=64, depth=2, mult=1, seed=1, requires_grad=True)
+    with pytest.raises(ValueError, match="depth-2 backward"):
+        split_run(wide, [], "triton", chunk_size=4)
+    with torch.no_grad():  # the forward alone is fine at d = 64
+        split_run(wide, [], "triton", chunk_size=4)

@@ -23,6 +23,7 @@ def select_executor(
     weights: list[Tensor],
     chunk_size: int | None = None,
     max_grad_norm: float | None = None,
+    needs_grad: bool = False,
 ) -> tuple[str, str]:
     """Resolve ``executor`` to a concrete executor name, with the reason for the choice.
 
@@ -47,7 +48,7 @@ def select_executor(
         from .triton import supports
     except ImportError as exc:  # pragma: no cover - depends on the installation
         return "chunked", f"auto: Triton kernels unavailable ({exc})"
-    ok, why = supports(q, weights, chunk_size)
+    ok, why = supports(q, weights, chunk_size, needs_grad)
     return ("triton", "auto: CUDA and a supported shape") if ok else ("chunked", f"auto: {why}")
 
 
@@ -158,7 +159,13 @@ def run_memory(
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
-    name, _ = select_executor(executor, q, list(weights), chunk_size, max_grad_norm)
+    grad_inputs = [q, k, v, theta, eta, alpha, *weights]
+    if state is not None:
+        grad_inputs += [*state.weights, *state.momentum, *(state.grad_weights or [])]
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs)
+    name, _ = select_executor(
+        executor, q, list(weights), chunk_size, max_grad_norm, needs_grad
+    )
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]
     cdt = torch.float64 if torch.float64 in dtypes else torch.float32

@@ -63,11 +63,14 @@ __all__ = [
 INTERPRETER: bool = os.environ.get("TRITON_INTERPRET", "0") == "1"
 #: Number of kernel launches per kind since import (tests check that Triton really ran).
 LAUNCHES: Counter[str] = Counter()
-#: Largest supported head width ``d`` (depth 1; depth 2: MAX_HEAD_DIM_DEEP), chunk size and
-#: hidden multiplier. Compiled for sm_90 at chunk 64, the depth-2 backward needs 272 KiB of
-#: shared memory at d = 128 (H100 allows 227 KiB), 144 KiB at d = 64.
+#: Largest supported head width ``d`` (depth 1; depth 2: MAX_HEAD_DIM_DEEP, and
+#: MAX_HEAD_DIM_DEEP_GRAD when a backward pass is needed), chunk size and hidden multiplier.
+#: Measured on an H100 (Triton 3.6, chunk 64, float32): the depth-2 backward kernel asks for
+#: 288 KiB of shared memory at d = 64 with hidden 128 or 256 (the card allows 227 KiB) and
+#: fails to launch; at d = 32 (hidden 128) it runs. The depth-2 forward runs at d = 64.
 MAX_HEAD_DIM = 128
 MAX_HEAD_DIM_DEEP = 64
+MAX_HEAD_DIM_DEEP_GRAD = 32
 MAX_CHUNK = 64
 MAX_HIDDEN_MULT = 4
 
@@ -914,7 +917,9 @@ class _FusedMemoryFunction(torch.autograd.Function):
 # public function
 
 
-def _check_supported(q: Tensor, weights: list[Tensor], chunk_size: int) -> None:
+def _check_supported(
+    q: Tensor, weights: list[Tensor], chunk_size: int, needs_grad: bool = False
+) -> None:
     d = q.shape[-1]
     if q.dtype != torch.float32:
         raise TypeError(
@@ -935,6 +940,12 @@ def _check_supported(q: Tensor, weights: list[Tensor], chunk_size: int) -> None:
         raise ValueError(
             f"the Triton executor supports head width d <= {MAX_HEAD_DIM_DEEP} for a depth-2 "
             f"memory (shared-memory limit of the backward kernel), got {d}"
+        )
+    if len(weights) == 2 and needs_grad and d > MAX_HEAD_DIM_DEEP_GRAD:
+        raise ValueError(
+            f"the Triton executor's depth-2 backward supports head width d <= "
+            f"{MAX_HEAD_DIM_DEEP_GRAD} (it needs more shared memory than an H100 has at d = 64), "
+            f"got {d}; run without gradients (torch.no_grad) or use executor='chunked'"
         )
     if len(weights) == 2 and weights[0].shape[-2] > MAX_HIDDEN_MULT * d:
         raise ValueError(
@@ -986,7 +997,13 @@ def fused_chunk_run_memory(
         >>> y2, st = fused_chunk_run_memory(q2, k2, v2, th2, et2, al2, [W1, W2],
         ...                                 chunk_size=64, state=st)   # stream on
     """
-    _check_supported(q, weights, chunk_size)
+    grad_inputs = [q, k, v, theta, eta, alpha, *weights]
+    if state is not None:
+        grad_inputs += [*state.weights, *state.momentum, *(state.grad_weights or [])]
+    _check_supported(
+        q, weights, chunk_size,
+        torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs),
+    )
     if precision is None:
         precision = "ieee" if INTERPRETER else "tf32x3"
     if precision not in ("ieee", "tf32x3", "tf32"):
