@@ -1,4 +1,4 @@
-"""Datasets: discovery of local copies, long-horizon benchmarks, synthetic fallback.
+"""Datasets: discovery of local copies, long-horizon benchmarks, genomics, synthetic fallback.
 
 Importing this package loads only :mod:`titans_ts.datasets.discovery` (standard library).
 The other names are resolved on first access (PEP 562), so ``import titans_ts.datasets``
@@ -13,6 +13,17 @@ from typing import TYPE_CHECKING, Any
 from titans_ts.datasets.discovery import cache_dir, data_dir, download_file, resolve_data_path
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from titans_ts.datasets.genomics import (
+        GENOMIC_BENCHMARKS,
+        GENOMIC_BENCHMARKS_TEST,
+        GUE_TASKS,
+        SequenceSplit,
+        load_genomic_benchmark,
+        load_genomic_benchmark_intervals,
+        load_genomic_benchmark_test,
+        load_gue,
+        sequences_from_intervals,
+    )
     from titans_ts.datasets.long_horizon import (
         HORIZONS,
         LONG_HORIZON_DATASETS,
@@ -28,19 +39,28 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from titans_ts.datasets.synthetic import make_synthetic, to_long, to_wide
 
 __all__ = [
+    "GENOMIC_BENCHMARKS",
+    "GENOMIC_BENCHMARKS_TEST",
+    "GUE_TASKS",
     "HORIZONS",
     "LONG_HORIZON_DATASETS",
     "LongHorizonSplits",
+    "SequenceSplit",
     "WindowDataset",
     "cache_dir",
     "count_windows",
     "data_dir",
     "download_file",
+    "load_genomic_benchmark",
+    "load_genomic_benchmark_intervals",
+    "load_genomic_benchmark_test",
+    "load_gue",
     "load_long_horizon",
     "load_or_synthesize",
     "make_synthetic",
     "read_wide_csv",
     "resolve_data_path",
+    "sequences_from_intervals",
     "split_borders",
     "splits_from_frame",
     "to_long",
@@ -48,6 +68,15 @@ __all__ = [
 ]
 
 _LAZY = {
+    "GENOMIC_BENCHMARKS": "genomics",
+    "GENOMIC_BENCHMARKS_TEST": "genomics",
+    "GUE_TASKS": "genomics",
+    "SequenceSplit": "genomics",
+    "load_genomic_benchmark": "genomics",
+    "load_genomic_benchmark_intervals": "genomics",
+    "load_genomic_benchmark_test": "genomics",
+    "load_gue": "genomics",
+    "sequences_from_intervals": "genomics",
     "HORIZONS": "long_horizon",
     "LONG_HORIZON_DATASETS": "long_horizon",
     "LongHorizonSplits": "long_horizon",
