@@ -40,10 +40,13 @@ class _CausalDepthwiseConv(torch.autograd.Function):
             for j in range(1, K):
                 dfull[:, j : j + T].addcmul_(dout, weight[:, j])
         if ctx.needs_input_grad[1]:
+            # one reused product buffer; a shifted slice of ``full`` is never copied
             C = dout.shape[-1]
-            flat_d = dout.reshape(-1, C)
-            taps = [(flat_d * full[:, j : j + T].reshape(-1, C)).sum(0) for j in range(K)]
-            dweight = torch.stack(taps, dim=1)
+            prod = torch.empty(dout.shape, dtype=dout.dtype, device=dout.device)
+            dweight = dout.new_empty(C, K)
+            for j in range(K):
+                torch.mul(dout, full[:, j : j + T], out=prod)
+                torch.sum(prod.view(-1, C), dim=0, out=dweight[:, j])
         if ctx.needs_input_grad[2]:
             dbias = dout.sum((0, 1))
         return dfull, dweight, dbias
