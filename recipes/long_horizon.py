@@ -179,6 +179,7 @@ def _estimator_params(args: argparse.Namespace, horizon: int, n_channels: int) -
         "stride": args.stride,
         "dropout": args.dropout,
         "linear_skip": bool(args.linear_skip),
+        "train_linear_skip": bool(args.train_linear_skip),
         "max_epochs": args.epochs,
         "batch_size": args.batch_size * per_window,
         "windows_per_epoch": (
@@ -378,6 +379,7 @@ def _report(
         f"n_heads={bb.n_heads}, n_persistent={bb.n_persistent}, memory_depth="
         f"{mem.depth if mem else '–'}, memory_chunk_size={mem.chunk_size if mem else '–'}, "
         f"patch_len={cfg.patch_len}, stride={cfg.stride}, channel_mixing={cfg.channel_mixing}, "
+        f"linear_skip={cfg.linear_skip} (trained: {any_est.train_linear_skip}), "
         f"dropout={bb.dropout}, lr={any_est.learning_rate}, batch={args.batch_size} windows, "
         f"max_epochs={args.epochs}, patience={any_est.patience}, seed={args.seed}.",
     ]
@@ -537,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction,
                    default=DEFAULTS.linear_skip, help="RLinear path beside the Titans one")
+    p.add_argument("--train-linear-skip", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.train_linear_skip,
+                   help="let training move the ridge-initialised linear path")
     p.add_argument("--channel-mixing", action="store_true",
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")

@@ -99,3 +99,18 @@ def test_training_that_only_hurts_keeps_the_linear_start(make_tiny, wide_df):
 def test_linear_skip_off_builds_no_skip(make_tiny, wide_df):
     est = make_tiny(linear_skip=False, max_epochs=1).fit(wide_df)
     assert est.model_.skip is None and est.linear_skip_alpha_ is None
+
+
+def test_linear_skip_is_frozen_unless_asked(make_tiny, wide_df):
+    """Default: training moves the Titans path only; the ridge map stays at its closed form."""
+    # a wrecking learning rate keeps the linear start (best_epoch_ -1): the closed-form map
+    start = make_tiny(learning_rate=5.0, gradient_clip_val=None, max_epochs=2).fit(wide_df)
+    assert start.best_epoch_ == -1
+    closed_form = start.model_.skip.weight.detach()
+    frozen = make_tiny(max_epochs=3, learning_rate=3e-3).fit(wide_df)
+    trained = make_tiny(max_epochs=3, learning_rate=3e-3, train_linear_skip=True).fit(wide_df)
+    assert frozen.best_epoch_ >= 0 and trained.best_epoch_ >= 0, "nothing was trained"
+    assert not frozen.model_.skip.weight.requires_grad
+    torch.testing.assert_close(frozen.model_.skip.weight, closed_form, rtol=0, atol=0)
+    assert frozen.model_.head.linear.weight.abs().max() > 0  # the Titans path did learn
+    assert (trained.model_.skip.weight - closed_form).abs().max() > 1e-4

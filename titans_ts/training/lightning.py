@@ -49,9 +49,8 @@ class LossModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
+        params = [p for p in self.model.parameters() if p.requires_grad]  # frozen parts stay
+        return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
 
 
 class BestWeights(pl.Callback):
