@@ -528,6 +528,17 @@ def _common(
     }
 
 
+def _shrink(
+    args: argparse.Namespace, train: SequenceSplit, dev: SequenceSplit, test: SequenceSplit
+) -> tuple[SequenceSplit, SequenceSplit, SequenceSplit]:
+    """``--max-train`` subsample of train; with ``--quick`` also small dev/test."""
+    train = stratified_subsample(train, args.max_train)
+    if args.quick:
+        dev = stratified_subsample(dev, QUICK_EVAL)
+        test = stratified_subsample(test, QUICK_EVAL)
+    return train, dev, test
+
+
 def run_gue_task(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
     """All rows (Titans per seed, k-mer baseline) of one GUE task."""
     task = resolve_task(name)
@@ -535,10 +546,7 @@ def run_gue_task(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
     splits = load_gue(task, path=args.data_dir)
     train, dev, test = splits["train"], splits["dev"], splits["test"]
     n_available = len(train)
-    train = stratified_subsample(train, args.max_train)
-    if args.quick:
-        dev = stratified_subsample(dev, QUICK_EVAL)
-        test = stratified_subsample(test, QUICK_EVAL)
+    train, dev, test = _shrink(args, train, dev, test)
     _progress(
         f"{short}: train {len(train):,} (of {n_available:,}), dev {len(dev):,}, "
         f"test {len(test):,} ({pathlib.Path(train.source).parent})"
@@ -606,10 +614,7 @@ def run_genomic_benchmark(args: argparse.Namespace, name: str) -> list[dict[str,
     train_all, test = full
     train, dev = _holdout(train_all)
     n_available = len(train)
-    train = stratified_subsample(train, args.max_train)
-    if args.quick:
-        dev = stratified_subsample(dev, QUICK_EVAL)
-        test = stratified_subsample(test, QUICK_EVAL)
+    train, dev, test = _shrink(args, train, dev, test)
     _progress(
         f"{name}: train {len(train):,} (of {n_available:,}), hold-out {len(dev):,}, "
         f"test {len(test):,} ({train_all.source})"

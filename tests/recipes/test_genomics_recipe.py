@@ -9,7 +9,6 @@ cross-validation with a one-layer network, so the file takes well under a minute
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -17,27 +16,17 @@ import pathlib
 import re
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
+from _recipe_loader import ROOT, load_recipe
 
 from titans_ts.datasets.genomics import load_genomic_benchmark_test
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "genomics.py"
 
 
-def _load_recipe() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("genomics_recipe", RECIPE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _load_recipe()
+recipe = load_recipe("genomics.py")
 
 
 def _data_root() -> pathlib.Path:

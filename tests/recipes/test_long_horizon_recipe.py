@@ -9,38 +9,26 @@ while every test window is still scored.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import pathlib
-import sys
 import types
 
 import numpy as np
 import pytest
 import torch
+from _recipe_loader import load_recipe
 from numpy.lib.stride_tricks import sliding_window_view
 
 from titans_ts.baselines.linear import run_long_horizon_baselines
 from titans_ts.datasets.long_horizon import WindowDataset, load_long_horizon
 from titans_ts.training.forecasting import ForecastOutput
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "recipes" / "long_horizon.py"
 H = 96
 C = 7
 TEST_WINDOWS = 2785  # ETTh1, L = H = 96 (DESIGN §5)
 
 
-def _load_recipe() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("long_horizon_recipe", RECIPE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _load_recipe()
+recipe = load_recipe("long_horizon.py")
 
 
 @pytest.fixture(scope="module")
