@@ -197,7 +197,12 @@ def _chunk_forward(
     # folded into the learning rate
     sq = clip = None
     if tau is not None:
-        sq = sum(delta[l].square().sum(-1) * a[l].square().sum(-1) for l in range(L))
+        # one-pass reductions (no squared temporaries): ||u_s,l||_F = |delta_l,s| |a_l,s|
+        norms = [
+            torch.linalg.vector_norm(delta[l], dim=-1) * torch.linalg.vector_norm(a[l], dim=-1)
+            for l in range(L)
+        ]
+        sq = sum(x.square() for x in norms)
         clip = sq.clamp_min(tau * tau).rsqrt_().mul_(tau)
         theta = theta * clip
 
