@@ -190,7 +190,9 @@ class TitansForecaster(TitansBaseEstimator):
         train_linear_skip: let the optimiser move the linear map too. Off by default: the
             ridge map is already the training optimum of a linear forecaster, its gradient
             starts near zero, and Adam turns such gradients into lr-sized steps that only
-            add noise (frozen: ETTh1 H=96 test MSE 0.388, trained: 0.394; docs/results.md).
+            add noise. Measured evidence is mixed (docs/results.md): frozen was better on
+            ETTm1 and ETTm2 (4-horizon averages) and on ETTh1 H=96/336, worse on ETTh1
+            H=720 and the ETTh2 average, where any trained Titans correction hurt the test.
         max_epochs, batch_size, windows_per_epoch, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; ``windows_per_epoch=None`` uses every
             window each epoch).
