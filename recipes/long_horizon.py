@@ -181,6 +181,7 @@ def _estimator_params(args: argparse.Namespace, horizon: int, n_channels: int) -
         "linear_skip": bool(args.linear_skip),
         "train_linear_skip": bool(args.train_linear_skip),
         "max_epochs": args.epochs,
+        "max_time": args.max_time,
         "batch_size": args.batch_size * per_window,
         "windows_per_epoch": (
             None if args.max_train_windows is None else args.max_train_windows * per_window
@@ -381,7 +382,8 @@ def _report(
         f"patch_len={cfg.patch_len}, stride={cfg.stride}, channel_mixing={cfg.channel_mixing}, "
         f"linear_skip={cfg.linear_skip} (trained: {any_est.train_linear_skip}), "
         f"dropout={bb.dropout}, lr={any_est.learning_rate}, batch={args.batch_size} windows, "
-        f"max_epochs={args.epochs}, patience={any_est.patience}, seed={args.seed}.",
+        f"max_epochs={args.epochs}, patience={any_est.patience}, seed={args.seed}"
+        + ("." if args.max_time is None else f", max_time={args.max_time:g} s per horizon."),
     ]
     if args.max_train_windows is None:
         lines.append(
@@ -546,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience)
+    p.add_argument("--max-time", type=float, default=None,
+                   help="training wall-clock limit per horizon, seconds (the best weights "
+                   "so far are kept; noted in the table)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="training batch in protocol windows (each holds all C channels)")
     p.add_argument("--lr", type=float, default=DEFAULTS.learning_rate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -257,6 +258,16 @@ def test_early_stopping_split_and_validation_data(motif_data):
     assert given.n_val_samples_ == 16 and given.n_train_samples_ == 48
     off = tiny(max_epochs=1, early_stopping=False).fit(X, y)
     assert off.n_val_samples_ == 0 and off.history_[0]["val_loss"] is None
+
+
+def test_max_time_stops_training_and_keeps_the_best_weights(motif_data):
+    X, y = motif_data
+    start = time.perf_counter()
+    est = tiny(max_epochs=1000, patience=1000, validation_size=0.25, max_time=1.0).fit(X, y)
+    assert time.perf_counter() - start < 60
+    assert 1 <= len(est.history_) < 1000  # the wall-clock limit, not max_epochs, stopped it
+    assert est.history_[-1]["val_loss"] is not None  # the cut epoch was still validated
+    assert est.best_epoch_ is not None
 
 
 def test_kmer_tokenizer_option(motif_data):

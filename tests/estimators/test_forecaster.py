@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -339,3 +340,11 @@ def test_tiny_etth1_fit_beats_repeat_last_value(helpers):
     assert model_mse == pytest.approx(-est.score(test, n_windows=10, step=24), rel=1e-6)
     assert model_mse < naive_mse, (model_mse, naive_mse)
     print(f"ETTh1 slice: model MSE {model_mse:.4f} vs repeat-last {naive_mse:.4f}")
+
+
+def test_max_time_stops_training(make_tiny, wide_df):
+    start = time.perf_counter()
+    est = make_tiny(max_epochs=1000, patience=1000, max_time=1.0).fit(wide_df)
+    assert time.perf_counter() - start < 60
+    assert 1 <= len(est.history_) < 1000  # the wall-clock limit, not max_epochs, stopped it
+    assert est.history_[-1]["val_loss"] is not None

@@ -15,6 +15,7 @@ uses these helpers.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import numbers
 import tempfile
@@ -282,7 +283,9 @@ class TitansBaseEstimator(BaseEstimator):
         in-memory best-weights keeper and early stopping on ``val_loss`` (``patience``).
 
         Returns ``(trainer, history, best_or_None)``; uses the estimator's ``max_epochs``,
-        ``patience`` and ``gradient_clip_val``.
+        ``max_time`` (seconds; ``None``: no limit), ``patience`` and
+        ``gradient_clip_val``. When ``max_time`` runs out mid-epoch, Lightning still runs
+        that epoch's validation, so the best weights include the partial epoch.
         """
         from titans_ts.training.lightning import BestWeights, LossHistory
 
@@ -299,6 +302,7 @@ class TitansBaseEstimator(BaseEstimator):
             ]
         trainer = self._make_trainer(
             max_epochs=self.max_epochs,
+            max_time=self.max_time,
             root_dir=root_dir,
             callbacks=callbacks,
             gradient_clip_val=self.gradient_clip_val,
@@ -311,6 +315,7 @@ class TitansBaseEstimator(BaseEstimator):
         *,
         max_epochs: int,
         root_dir: str,
+        max_time: float | None = None,
         callbacks: Sequence[Any] = (),
         gradient_clip_val: float | None = None,
         has_validation: bool = True,
@@ -325,6 +330,7 @@ class TitansBaseEstimator(BaseEstimator):
             accelerator=self.accelerator,
             devices=self.devices,
             max_epochs=max_epochs,
+            max_time=None if max_time is None else datetime.timedelta(seconds=float(max_time)),
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=bool(self.verbose),

@@ -206,6 +206,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
+        max_time: wall-clock limit of training in seconds (``None``: none); training stops
+            at the first batch past it, validates once more and keeps the best weights.
+            Fits that stop on time are not reproducible run to run.
         class_weight: ``None`` (equal), ``"balanced"`` (inverse class frequency) or
             ``{label: weight}`` (missing labels weigh 1), in the cross-entropy.
         rc_augment: train on a random strand of every sequence.
@@ -241,6 +244,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "pooling": [Options(POOLINGS)],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None)],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -276,6 +280,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         pooling: str = _D.pooling,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
+        max_time: float | None = None,
         batch_size: int = _D.batch_size,
         learning_rate: float = _D.learning_rate,
         weight_decay: float = _D.weight_decay,
@@ -307,6 +312,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.pooling = pooling
         self.dropout = dropout
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay

@@ -196,6 +196,9 @@ class TitansForecaster(TitansBaseEstimator):
         max_epochs, batch_size, windows_per_epoch, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; ``windows_per_epoch=None`` uses every
             window each epoch).
+        max_time: wall-clock limit of training in seconds (``None``: none); training stops
+            at the first batch past it, validates once more and keeps the best weights.
+            Fits that stop on time are not reproducible run to run.
         early_stopping: hold out the end of each series and stop when the validation loss
             stops improving (``patience`` epochs); the best weights are kept.
         validation_size: held-out fraction (float in (0, 1)) or number of steps (int) at
@@ -239,6 +242,7 @@ class TitansForecaster(TitansBaseEstimator):
         "linear_skip": ["boolean"],
         "train_linear_skip": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None)],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None)],
         "windows_per_epoch": [Interval(Integral, 1, None), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -278,6 +282,7 @@ class TitansForecaster(TitansBaseEstimator):
         linear_skip: bool = DEFAULTS.linear_skip,
         train_linear_skip: bool = DEFAULTS.train_linear_skip,
         max_epochs: int = DEFAULTS.max_epochs,
+        max_time: float | None = None,
         batch_size: int = DEFAULTS.batch_size,
         windows_per_epoch: int | None = DEFAULTS.windows_per_epoch,
         learning_rate: float = DEFAULTS.learning_rate,
@@ -313,6 +318,7 @@ class TitansForecaster(TitansBaseEstimator):
         self.linear_skip = linear_skip
         self.train_linear_skip = train_linear_skip
         self.max_epochs = max_epochs
+        self.max_time = max_time
         self.batch_size = batch_size
         self.windows_per_epoch = windows_per_epoch
         self.learning_rate = learning_rate
