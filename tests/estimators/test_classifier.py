@@ -27,7 +27,7 @@ from sklearn.preprocessing import FunctionTransformer
 from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
 from titans_ts.encoders.dna import reverse_complement
 from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
-from titans_ts.heads.classification import masked_max, masked_mean
+from titans_ts.heads.classification import POOLINGS, masked_last, masked_max, masked_mean
 from titans_ts.training.sequence import (
     SequenceModelConfig,
     TitansSequenceModel,
@@ -389,14 +389,18 @@ def test_masked_pooling_ignores_padding_values():
     poisoned[0, 2:] = float("inf")
     torch.testing.assert_close(masked_mean(poisoned, mask)[0], h[0, :2].mean(0))
     torch.testing.assert_close(masked_max(poisoned, mask)[0], h[0, :2].amax(0))
+    torch.testing.assert_close(masked_last(poisoned, mask), torch.stack([h[0, 1], h[1, 4]]))
+    with pytest.raises(ValueError, match="row 1 of mask has no real token"):
+        masked_last(h, torch.tensor([[True] + [False] * 4, [False] * 5]))
     with pytest.raises(ValueError, match="row 0 of mask has no real token"):
         masked_mean(h, torch.zeros(2, 5, dtype=torch.bool))
 
 
-def test_network_logits_do_not_depend_on_padding():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_network_logits_do_not_depend_on_padding(pooling):
     torch.manual_seed(0)
     cfg = SequenceModelConfig(
-        vocab_size=9, pad_id=5, n_classes=3,
+        vocab_size=9, pad_id=5, n_classes=3, pooling=pooling,
         backbone=build_sequence_backbone_config(
             variant="mag", d_model=8, n_layers=1, n_heads=2, n_persistent=2,
             memory_depth=2, memory_chunk_size=4, window=8, dropout=0.0,

@@ -202,7 +202,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         memory_depth, memory_chunk_size: layers of the neural memory MLP and tokens per
             memory chunk.
         window: sliding-window attention span in tokens (also the MAC segment length).
-        pooling: ``"mean"`` or ``"max"`` over the real tokens.
+        pooling: ``"mean"`` or ``"max"`` over the real tokens, or ``"last"`` (the last real
+            token's state: position-aware relative to the sequence end).
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).

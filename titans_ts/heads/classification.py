@@ -6,9 +6,14 @@ Shapes:
   (right padding is ``False``). Every row must hold at least one real token.
 * pooled embedding: ``(B, d)``; logits: ``(B, K)`` for ``K`` classes.
 
-Padding never reaches the pooled vector: masked positions get weight 0 (mean) or ``-inf``
-(max) whatever their values, so a row pooled in a wider padded batch equals the same row
-pooled alone.
+Poolings: ``"mean"`` and ``"max"`` over the real tokens, or ``"last"``, the state of each
+row's last real token (in a causal backbone the only one that has read the whole sequence,
+and, through relative position in attention, one that can see *where* a motif sits
+relative to the sequence end; mean and max cannot).
+
+Padding never reaches the pooled vector: masked positions get weight 0 (mean), ``-inf``
+(max) or are never indexed (last) whatever their values, so a row pooled in a wider padded
+batch equals the same row pooled alone.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["POOLINGS", "ClassificationHead", "masked_max", "masked_mean", "masked_pool"]
+__all__ = [
+    "POOLINGS",
+    "ClassificationHead",
+    "masked_last",
+    "masked_max",
+    "masked_mean",
+    "masked_pool",
+]
 
 #: Pooling modes understood by :func:`masked_pool` and :class:`ClassificationHead`.
-POOLINGS: tuple[str, ...] = ("mean", "max")
+POOLINGS: tuple[str, ...] = ("mean", "max", "last")
 
 
 def _check(h: Tensor, mask: Tensor) -> None:
@@ -34,16 +46,22 @@ def _check(h: Tensor, mask: Tensor) -> None:
         raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
 
 
+def _require_tokens(mask: Tensor) -> Tensor:
+    """Real-token count per row ``(B,)``; :class:`ValueError` naming a row without any."""
+    counts = mask.sum(dim=1)
+    if bool((counts == 0).any()):
+        row = int(torch.nonzero(counts == 0)[0, 0])
+        raise ValueError(f"row {row} of mask has no real token; every row needs at least one")
+    return counts
+
+
 def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``h (B, T, d)`` over the positions where ``mask (B, T)`` is ``True``.
 
     Returns ``(B, d)``. Rows without any real token raise :class:`ValueError`.
     """
     _check(h, mask)
-    counts = mask.sum(dim=1)  # (B,)
-    if bool((counts == 0).any()):
-        row = int(torch.nonzero(counts == 0)[0, 0])
-        raise ValueError(f"row {row} of mask has no real token; every row needs at least one")
+    counts = _require_tokens(mask)  # (B,)
     weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
     # where() (not multiplication) so that non-finite values at padded positions cannot leak
     summed = torch.where(weights > 0, h, torch.zeros((), dtype=h.dtype, device=h.device)).sum(1)
@@ -53,11 +71,18 @@ def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
 def masked_max(h: Tensor, mask: Tensor) -> Tensor:
     """Element-wise maximum of ``h (B, T, d)`` over real positions; returns ``(B, d)``."""
     _check(h, mask)
-    if bool((mask.sum(dim=1) == 0).any()):
-        row = int(torch.nonzero(mask.sum(dim=1) == 0)[0, 0])
-        raise ValueError(f"row {row} of mask has no real token; every row needs at least one")
+    _require_tokens(mask)
     fill = torch.finfo(h.dtype).min
     return h.masked_fill(~mask.unsqueeze(-1), fill).amax(dim=1)
+
+
+def masked_last(h: Tensor, mask: Tensor) -> Tensor:
+    """``h (B, T, d)`` at each row's last real position (the highest index where ``mask``
+    is ``True``); returns ``(B, d)``."""
+    _check(h, mask)
+    _require_tokens(mask)
+    last = mask.shape[1] - 1 - mask.flip(1).to(torch.int8).argmax(dim=1)  # (B,)
+    return h[torch.arange(h.shape[0], device=h.device), last]
 
 
 def masked_pool(h: Tensor, mask: Tensor, mode: str = "mean") -> Tensor:
@@ -66,6 +91,8 @@ def masked_pool(h: Tensor, mask: Tensor, mode: str = "mean") -> Tensor:
         return masked_mean(h, mask)
     if mode == "max":
         return masked_max(h, mask)
+    if mode == "last":
+        return masked_last(h, mask)
     raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
 
 
