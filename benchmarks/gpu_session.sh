@@ -8,7 +8,8 @@
 # biopython. Data: $TITANS_TS_DATA_DIR (default ./.gpu_data, a copy of the shared folder's
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
-# 1. In the background, one process per job, each with a training wall-clock limit
+# 1. In the background, one process per job of the plan (PLAN=main, the default, or
+#    PLAN=pooling: see plan_main / plan_pooling below), each with a training wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
 #    jobs share the GPU through CUDA MPS when it starts (checked; off otherwise):
@@ -77,23 +78,44 @@ GEN=(python recipes/genomics.py --device "$DEVICE" --no-baseline --out "$WORK/ge
      "${GEN_EXTRA[@]}" --set "max_time=$MAX_TIME")
 B128=(--set batch_size=128 --set learning_rate=2e-3)
 WIDE=(--set d_model=128 --set n_layers=3)
-job gue_prom_core_all "${GEN[@]}" "${B128[@]}" --tasks prom_core_all --tag prom_core_all_b128
-job gue_prom_core_all_wide "${GEN[@]}" "${B128[@]}" "${WIDE[@]}" --tasks prom_core_all \
-  --tag prom_core_all_wide
-job gue_prom_core_notata "${GEN[@]}" "${B128[@]}" --tasks prom_core_notata \
-  --tag prom_core_notata_b128
-job gue_tf0 "${GEN[@]}" "${B128[@]}" --tasks tf/0 --tag tf0_b128
-job gue_tf0_wide "${GEN[@]}" "${B128[@]}" "${WIDE[@]}" --tasks tf/0 --tag tf0_wide
-job gue_tf1 "${GEN[@]}" "${B128[@]}" --tasks tf/1 --tag tf1_b128
-job gue_tf2 "${GEN[@]}" "${B128[@]}" --tasks tf/2 --tag tf2_b128
+plan_main() {  # the headline rows: large GUE tasks on full train, ETTm1/Weather
+  job gue_prom_core_all "${GEN[@]}" "${B128[@]}" --tasks prom_core_all --tag prom_core_all_b128
+  job gue_prom_core_all_wide "${GEN[@]}" "${B128[@]}" "${WIDE[@]}" --tasks prom_core_all \
+    --tag prom_core_all_wide
+  job gue_prom_core_notata "${GEN[@]}" "${B128[@]}" --tasks prom_core_notata \
+    --tag prom_core_notata_b128
+  job gue_tf0 "${GEN[@]}" "${B128[@]}" --tasks tf/0 --tag tf0_b128
+  job gue_tf0_wide "${GEN[@]}" "${B128[@]}" "${WIDE[@]}" --tasks tf/0 --tag tf0_wide
+  job gue_tf1 "${GEN[@]}" "${B128[@]}" --tasks tf/1 --tag tf1_b128
+  job gue_tf2 "${GEN[@]}" "${B128[@]}" --tasks tf/2 --tag tf2_b128
 
-LH=(python recipes/long_horizon.py --device "$DEVICE" --no-plot --epochs 30
-    --max-time "$MAX_TIME" --max-train-windows 8192 "${LH_EXTRA[@]}")
-for ds in ETTm1 Weather; do
-  for h in 96 192 336 720; do
-    job "lh_${ds}_$h" "${LH[@]}" --dataset "$ds" --horizons "$h" --out "$WORK/lh/${ds}_$h"
+  LH=(python recipes/long_horizon.py --device "$DEVICE" --no-plot --epochs 30
+      --max-time "$MAX_TIME" --max-train-windows 8192 "${LH_EXTRA[@]}")
+  for ds in ETTm1 Weather; do
+    for h in 96 192 336 720; do
+      job "lh_${ds}_$h" "${LH[@]}" --dataset "$ds" --horizons "$h" --out "$WORK/lh/${ds}_$h"
+    done
   done
-done
+}
+
+plan_pooling() {  # dev-selected alternatives: max pooling on TF tasks, last-token pooling
+  # on position-specific promoter tasks, more dropout on the task that overfits
+  local t
+  for t in tf/0 tf/1 tf/2 mouse/0; do
+    job "gue_max_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set pooling=max --tasks "$t" \
+      --tag "max_${t//\//_}"
+  done
+  job gue_drop_tf_2 "${GEN[@]}" "${B128[@]}" --set dropout=0.3 --tasks tf/2 --tag drop_tf_2
+  for t in prom_core_all prom_core_tata prom_300_tata; do
+    job "gue_last_$t" "${GEN[@]}" "${B128[@]}" --set pooling=last --tasks "$t" --tag "last_$t"
+  done
+}
+
+case "${PLAN:-main}" in
+  main) plan_main ;;
+  pooling) plan_pooling ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling)" >&2; exit 2 ;;
+esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 \
@@ -103,7 +125,7 @@ fi
 
 # 2. Triton tests on CUDA while the jobs run (correctness only, timings come later) -------
 rc_test=0
-if [ -z "${SMOKE:-}" ]; then
+if [ -z "${SMOKE:-}" ] && [ "${PLAN:-main}" = main ]; then
   TITANS_TS_TRITON_DEVICE=cuda timeout "${TEST_TIMEOUT:-240}" \
     python -m pytest -q -p no:cacheprovider --durations=5 tests/memory/test_triton.py \
     > "$WORK/pytest_triton.txt" 2>&1
