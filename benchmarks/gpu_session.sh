@@ -110,8 +110,9 @@ plan_pooling() {  # dev-selected alternatives: max pooling on TF tasks, last-tok
     job "gue_last_$t" "${GEN[@]}" "${B128[@]}" --set pooling=last --tasks "$t" --tag "last_$t"
   done
   # the mean-pooling reference at the same batch for the small tasks (main has the large)
-  job gue_small_b128 "${GEN[@]}" "${B128[@]}" --tasks prom_core_tata prom_300_tata mouse/0 \
-    --tag small_b128
+  for t in prom_core_tata prom_300_tata mouse/0; do
+    job "gue_mean_${t//\//_}" "${GEN[@]}" "${B128[@]}" --tasks "$t" --tag "mean_${t//\//_}"
+  done
 }
 
 case "${PLAN:-main}" in
