@@ -499,7 +499,7 @@ def _run_split(
     """Titans for every seed and (unless ``--no-baseline``) the k-mer baseline, on one
     (train, dev, test) triple; ``common`` fields are added to every row."""
     rows = []
-    for seed in args.seeds:
+    for seed in () if args.baseline_only else args.seeds:
         rows.append({**common, **_fit_titans(args, label, seed, train, dev, test)})
     if not args.no_baseline:
         rows.append({**common, **_fit_kmer(label, train, dev, test)})
@@ -662,12 +662,40 @@ def _is_true(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
+def _data_key(task: str, rows: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
+    """(task, protocol, training-set size) of a run's rows: what a baseline depends on."""
+    first = rows[0]
+    n_train = max((int(v) for v in (_num(r.get("n_train")) for r in rows) if v is not None),
+                  default=-1)
+    return task, str(first.get("protocol", "")), str(n_train)
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary per (tag, task): means (± std over seeds when > 1 seed; CV rows are first
     averaged over folds) of Titans and the k-mer baseline, DNABERT-2's MCC and the notes."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((str(row.get("tag", "")), str(row["task"])), []).append(row)
+    # the k-mer baseline depends only on the data: a run without one (--no-baseline) borrows
+    # it from a run on the same task, protocol and training-set size (e.g. --baseline-only)
+    baselines: dict[tuple[str, str, str], tuple[str, list[dict[str, Any]]]] = {}
+    for (tag, task), group in groups.items():
+        kmer = [r for r in group if r["model"] == KMER]
+        if kmer:
+            baselines.setdefault(_data_key(task, kmer), (tag, kmer))
+    lent: set[tuple[str, str]] = set()
+    for (_, task), group in groups.items():
+        titans = [r for r in group if r["model"] == TITANS]
+        if titans and not any(r["model"] == KMER for r in group):
+            source = baselines.get(_data_key(task, titans))
+            if source is not None:
+                group.extend(dict(r, borrowed_from=source[0]) for r in source[1])
+                lent.add((source[0], task))
+    groups = {
+        key: group
+        for key, group in groups.items()
+        if any(r["model"] == TITANS for r in group) or key not in lent
+    }
     tasks_seen: dict[str, int] = {}
     for _, task in groups:
         tasks_seen[task] = tasks_seen.get(task, 0) + 1
@@ -734,6 +762,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 notes.append("set: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
         if not kmer:
             notes.append("no baseline (--no-baseline)")
+        elif "borrowed_from" in kmer[0]:
+            notes.append(f"k-mer baseline from run {kmer[0]['borrowed_from']} (same data)")
+        if not titans:
+            notes.append("baseline only (--baseline-only)")
         if metric == "accuracy":
             pub = [
                 f"{model} {PUBLISHED[model][task]:.1f}"
@@ -1025,6 +1057,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the k-mer baseline")
     p.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="only the k-mer baseline (CPU work; a report pairs it with the Titans rows of "
+        "other runs on the same task and training set)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke test: train ≤ {QUICK_TRAIN}, dev/test ≤ {QUICK_EVAL} sequences (CV pool "
@@ -1083,6 +1121,8 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             )
     if not args.tasks and not args.genomic_benchmarks:
         p.error("nothing to run: give --tasks and/or --genomic-benchmarks")
+    if args.baseline_only and args.no_baseline:
+        p.error("--baseline-only and --no-baseline exclude each other")
     if args.max_train is not None and args.max_train < 2:
         p.error("--max-train must be >= 2")
     if args.max_epochs is not None and args.max_epochs < 1:

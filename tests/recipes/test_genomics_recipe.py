@@ -300,6 +300,34 @@ def test_seed_mean_and_std() -> None:
     assert "52.00 ± 2.83" in recipe.markdown_table([s])
 
 
+def test_baseline_is_borrowed_from_a_run_on_the_same_data() -> None:
+    def row(tag, model, mcc, n_train=100):
+        return {"tag": tag, "task": "tf/2", "benchmark": "GUE", "protocol": "p",
+                "model": model, "seed": 0, "mcc": mcc, "accuracy": 70.0, "n_train": n_train}
+
+    rows = [
+        row("gpu_a", "Titans", 60.0),
+        row("gpu_b", "Titans", 58.0),
+        row("sub", "Titans", 50.0, n_train=50),  # another training set: nothing to borrow
+        row("cpu", "k-mer LR", 55.0),  # a --baseline-only run on the full train split
+    ]
+    by_tag = {s["tag"]: s for s in recipe.summarise(rows)}
+    assert set(by_tag) == {"gpu_a", "gpu_b", "sub"}  # the lender's own row is absorbed
+    assert by_tag["gpu_a"]["titans_minus_kmer"] == 5.0
+    assert by_tag["gpu_b"]["titans_minus_kmer"] == 3.0
+    assert "k-mer baseline from run cpu (same data)" in by_tag["gpu_a"]["notes"]
+    assert by_tag["sub"]["kmer_mcc"] is None and "no baseline" in by_tag["sub"]["notes"]
+    # nobody to lend to: the baseline-only run is a row of its own
+    (alone,) = recipe.summarise([row("cpu", "k-mer LR", 55.0)])
+    assert alone["kmer_mcc"] == 55.0 and "baseline only" in alone["notes"]
+
+
+def test_baseline_only_excludes_no_baseline(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        recipe.main(["--tasks", "mouse/0", "--baseline-only", "--no-baseline"])
+    assert "exclude each other" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- published
 
 
