@@ -27,7 +27,13 @@ from sklearn.preprocessing import FunctionTransformer
 from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
 from titans_ts.encoders.dna import reverse_complement
 from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
-from titans_ts.heads.classification import POOLINGS, masked_last, masked_max, masked_mean
+from titans_ts.heads.classification import (
+    POOLINGS,
+    masked_last,
+    masked_max,
+    masked_mean,
+    masked_pool,
+)
 from titans_ts.training.sequence import (
     SequenceModelConfig,
     TitansSequenceModel,
@@ -180,6 +186,13 @@ def test_prediction_does_not_depend_on_batch_company(fitted, motif_data):
     together = fitted.decision_function(X)[short]
     alone = fitted.decision_function([X[short]])[0]
     np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-5)
+
+
+def test_meanmax_pooling_doubles_the_embedding(motif_data):
+    X, y = motif_data
+    est = tiny(pooling="meanmax", max_epochs=1).fit(X, y)
+    assert est.transform(X[:3]).shape == (3, 2 * TINY["d_model"])
+    assert est.predict_proba(X[:3]).shape == (3, 2)
 
 
 def test_transform_shape_and_pipeline_featurizer(fitted, motif_data):
@@ -390,6 +403,8 @@ def test_masked_pooling_ignores_padding_values():
     torch.testing.assert_close(masked_mean(poisoned, mask)[0], h[0, :2].mean(0))
     torch.testing.assert_close(masked_max(poisoned, mask)[0], h[0, :2].amax(0))
     torch.testing.assert_close(masked_last(poisoned, mask), torch.stack([h[0, 1], h[1, 4]]))
+    both = masked_pool(poisoned, mask, "meanmax")
+    torch.testing.assert_close(both[0], torch.cat([h[0, :2].mean(0), h[0, :2].amax(0)]))
     with pytest.raises(ValueError, match="row 1 of mask has no real token"):
         masked_last(h, torch.tensor([[True] + [False] * 4, [False] * 5]))
     with pytest.raises(ValueError, match="row 0 of mask has no real token"):

@@ -6,7 +6,7 @@ Quick start::
     clf = TitansSequenceClassifier(random_state=0).fit(sequences, labels)
     clf.predict(new_sequences)            # labels of the type given to fit
     clf.predict_proba(new_sequences)      # (n, n_classes), columns follow clf.classes_
-    clf.transform(new_sequences)          # (n, d_model) pooled sequence embeddings
+    clf.transform(new_sequences)          # (n, d_model) pooled embeddings (2 d_model: meanmax)
 
 Data handling:
 
@@ -202,8 +202,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         memory_depth, memory_chunk_size: layers of the neural memory MLP and tokens per
             memory chunk.
         window: sliding-window attention span in tokens (also the MAC segment length).
-        pooling: ``"mean"`` or ``"max"`` over the real tokens, or ``"last"`` (the last real
-            token's state: position-aware relative to the sequence end).
+        pooling: ``"mean"``, ``"max"`` or ``"meanmax"`` (both, concatenated) over the real
+            tokens, or ``"last"`` (the last real token's state: position-aware relative to
+            the sequence end).
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
@@ -571,7 +572,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
     def transform(self, X: Any) -> np.ndarray:
-        """Pooled sequence embeddings ``(n, d_model)`` float64 (the head's input; the mean
+        """Pooled sequence embeddings ``(n, d_model)`` (``2 d_model`` with
+        ``pooling="meanmax"``) float64 (the head's input; the mean
         of both strands' with ``rc_average``), e.g. as features for another estimator."""
         forward, reverse = self._strands(X)
         return sequence_embeddings(

@@ -6,7 +6,9 @@ Shapes:
   (right padding is ``False``). Every row must hold at least one real token.
 * pooled embedding: ``(B, d)``; logits: ``(B, K)`` for ``K`` classes.
 
-Poolings: ``"mean"`` and ``"max"`` over the real tokens, or ``"last"``, the state of each
+Poolings: ``"mean"`` and ``"max"`` over the real tokens, ``"meanmax"`` (both concatenated:
+``(B, 2d)``; mean suits composition-like signals, max the presence of a motif anywhere), or
+``"last"``, the state of each
 row's last real token (in a causal backbone the only one that has read the whole sequence,
 and, through relative position in attention, one that can see *where* a motif sits
 relative to the sequence end; mean and max cannot).
@@ -28,10 +30,11 @@ __all__ = [
     "masked_max",
     "masked_mean",
     "masked_pool",
+    "pooled_width",
 ]
 
 #: Pooling modes understood by :func:`masked_pool` and :class:`ClassificationHead`.
-POOLINGS: tuple[str, ...] = ("mean", "max", "last")
+POOLINGS: tuple[str, ...] = ("mean", "max", "meanmax", "last")
 
 
 def _check(h: Tensor, mask: Tensor) -> None:
@@ -85,14 +88,22 @@ def masked_last(h: Tensor, mask: Tensor) -> Tensor:
     return h[torch.arange(h.shape[0], device=h.device), last]
 
 
+def pooled_width(d_model: int, mode: str) -> int:
+    """Width of the pooled vector for token width ``d_model``: ``2 d`` for ``"meanmax"``."""
+    return 2 * d_model if mode == "meanmax" else d_model
+
+
 def masked_pool(h: Tensor, mask: Tensor, mode: str = "mean") -> Tensor:
-    """Pool ``h (B, T, d)`` over real tokens with ``mode`` in :data:`POOLINGS` -> ``(B, d)``."""
+    """Pool ``h (B, T, d)`` over real tokens with ``mode`` in :data:`POOLINGS` ->
+    ``(B, pooled_width(d, mode))``."""
     if mode == "mean":
         return masked_mean(h, mask)
     if mode == "max":
         return masked_max(h, mask)
     if mode == "last":
         return masked_last(h, mask)
+    if mode == "meanmax":
+        return torch.cat([masked_mean(h, mask), masked_max(h, mask)], dim=-1)
     raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
 
 
@@ -106,7 +117,7 @@ class ClassificationHead(nn.Module):
         dropout: dropout on the pooled vector before the linear layer.
 
     ``forward(h (B, T, d), mask (B, T) bool) -> logits (B, K)``; :meth:`pool` gives the
-    pooled ``(B, d)`` embedding alone.
+    pooled ``(B, pooled_width(d, pooling))`` embedding alone.
     """
 
     def __init__(
@@ -119,10 +130,10 @@ class ClassificationHead(nn.Module):
             raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(d_model, n_classes)
+        self.linear = nn.Linear(pooled_width(d_model, pooling), n_classes)
 
     def pool(self, h: Tensor, mask: Tensor) -> Tensor:
-        """Pooled embedding ``(B, d)`` of ``h (B, T, d)`` over real tokens."""
+        """Pooled embedding ``(B, d)`` (``(B, 2d)`` for ``"meanmax"``) of ``h (B, T, d)``."""
         return masked_pool(h, mask, self.pooling)
 
     def classify(self, pooled: Tensor) -> Tensor:
