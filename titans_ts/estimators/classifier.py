@@ -108,7 +108,7 @@ class ClassifierDefaults:
     prom_core_tata (0.3802 vs 0.3551) and tf/0 (0.4597 vs 0.4572, with 220 s of training
     against 360 s). Max suits "is the motif anywhere" tasks (TF binding); mean stays the
     better choice for core promoters. ``"meanmax"`` was worse than both on prom_core_tata
-    (0.4248). Figures and commands: ``docs/results.md``.
+    (0.4022) and between them on mouse/0 (0.4580). Figures and commands: ``docs/results.md``.
     """
 
     tokenizer: str = "kmer"
