@@ -8,10 +8,9 @@ Shapes:
 
 Poolings: ``"mean"`` and ``"max"`` over the real tokens, ``"meanmax"`` (both concatenated:
 ``(B, 2d)``; mean suits composition-like signals, max the presence of a motif anywhere), or
-``"last"``, the state of each
-row's last real token (in a causal backbone the only one that has read the whole sequence,
-and, through relative position in attention, one that can see *where* a motif sits
-relative to the sequence end; mean and max cannot).
+``"last"``, the state of each row's last real token (in a causal backbone the only one that
+has read the whole sequence, and, through relative position in attention, one that can see
+*where* a motif sits relative to the sequence end; mean and max cannot).
 
 Padding never reaches the pooled vector: masked positions get weight 0 (mean), ``-inf``
 (max) or are never indexed (last) whatever their values, so a row pooled in a wider padded
