@@ -100,13 +100,18 @@ class ClassifierDefaults:
     dev, 6 epochs, CPU), test MCC: nucleotides 56.5, 3-mers 70.0, **4-mers 79.3**, 6-mers
     77.5 (overfits after one epoch); the in-run k-mer + logistic baseline scores 76.9.
     Per-base tokens left the loss at chance for the first epochs on GUE mouse/0.
+    ``kmer_k=6`` is the better choice for transcription-factor binding with enough data
+    (max pooling, CPU, lowest dev loss 6-mers vs 4-mers: mouse/0 0.4349 vs 0.4545, test MCC
+    58.2 vs 50.1; tf/2 on 10,000 sequences 0.4892 vs 0.5233, test 62.3 vs 56.6) but not for
+    promoters or small sets (prom_core_all on 10,000 sequences 0.5151 vs 0.4729,
+    prom_core_tata 0.5411 vs 0.3802, mouse/2 0.2767 vs 0.2411), so it is not the default.
 
-    Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over eight GUE runs, max vs
+    Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
     vs 0.5071 at batch 128 on an H100), mouse/2 (0.2411 vs 0.2629), tf/1 (0.5059 vs 0.5218)
     and tf/2 (0.5102 vs 0.5164); tied on prom_300_tata (0.5665 vs 0.5668); higher on
-    prom_core_tata (0.3802 vs 0.3551) and tf/0 (0.4597 vs 0.4572, with 220 s of training
-    against 360 s). Max suits "is the motif anywhere" tasks (TF binding); mean stays the
+    prom_core_tata (0.3802 vs 0.3551), prom_core_all (10,000-sequence subsample, CPU: 0.4729
+    vs 0.4521) and tf/0 (0.4597 vs 0.4572, with 220 s of training against 360 s). Max suits "is the motif anywhere" tasks (TF binding); mean stays the
     better choice for core promoters. ``"meanmax"`` was worse than both on prom_core_tata
     (0.4022) and between them on mouse/0 (0.4580). Figures and commands: ``docs/results.md``.
     """
