@@ -8,8 +8,8 @@
 # biopython. Data: $TITANS_TS_DATA_DIR (default ./.gpu_data, a copy of the shared folder's
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
-# 1. In the background, one process per job of the plan (PLAN=main, the default, or
-#    PLAN=pooling: see plan_main / plan_pooling below), each with a training wall-clock limit
+# 1. In the background, one process per job of the plan (PLAN=main, the default,
+#    PLAN=pooling or PLAN=followup: see plan_* below), each with a training wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
 #    jobs share the GPU through CUDA MPS when it starts (checked; off otherwise):
@@ -115,10 +115,31 @@ plan_pooling() {  # dev-selected alternatives: max pooling on TF tasks, last-tok
   done
 }
 
+plan_followup() {  # open questions after session 11 (docs/results.md): 6-mers on the full
+  # TF splits, mean pooling on the full promoter splits, a second seed of the H100 forecasts
+  local t
+  for t in tf/0 tf/1 tf/2; do
+    job "gue_k6_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --tasks "$t" \
+      --tag "k6_${t//\//_}"
+  done
+  for t in prom_core_all prom_core_notata; do
+    job "gue_mean_$t" "${GEN[@]}" "${B128[@]}" --set pooling=mean --tasks "$t" --tag "mean_$t"
+  done
+  LH=(python recipes/long_horizon.py --device "$DEVICE" --no-plot --epochs 30 --seed 1
+      --max-time "$MAX_TIME" --max-train-windows 8192 "${LH_EXTRA[@]}")
+  for ds in ETTm1 Weather; do
+    for h in 96 192 336 720; do
+      job "lh_${ds}_${h}_s1" "${LH[@]}" --dataset "$ds" --horizons "$h" \
+        --out "$WORK/lh/${ds}_${h}_s1"
+    done
+  done
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
-  *) echo "unknown PLAN=$PLAN (main, pooling)" >&2; exit 2 ;;
+  followup) plan_followup ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling, followup)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
