@@ -112,8 +112,9 @@ class ClassifierDefaults:
     vs 0.5071 at batch 128 on an H100), mouse/2 (0.2411 vs 0.2629), tf/1 (0.5059 vs 0.5218)
     and tf/2 (0.5102 vs 0.5164); tied on prom_300_tata (0.5665 vs 0.5668); higher on
     prom_core_tata (0.3802 vs 0.3551), prom_core_all (10,000-sequence subsample, CPU: 0.4729
-    vs 0.4521) and tf/0 (0.4597 vs 0.4572, with 220 s of training against 360 s). Max suits "is the motif anywhere" tasks (TF binding); mean stays the
-    better choice for core promoters. ``"meanmax"`` was worse than both on prom_core_tata
+    vs 0.4521) and tf/0 (0.4597 vs 0.4572, with 220 s of training against 360 s). Max
+    suits "is the motif anywhere" tasks (TF binding); mean stays the better choice for core
+    promoters. ``"meanmax"`` was worse than both on prom_core_tata
     (0.4022) and between them on mouse/0 (0.4580). Figures and commands: ``docs/results.md``.
     """
 
