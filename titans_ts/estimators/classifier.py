@@ -114,8 +114,8 @@ class ClassifierDefaults:
     prom_core_tata (0.3802 vs 0.3551), prom_core_all (10,000-sequence subsample, CPU: 0.4729
     vs 0.4521) and tf/0 (0.4597 vs 0.4572, with 220 s of training against 360 s). Max
     suits "is the motif anywhere" tasks (TF binding); mean stays the better choice for core
-    promoters. ``"meanmax"`` was worse than both on prom_core_tata
-    (0.4022) and between them on mouse/0 (0.4580). Figures and commands: ``docs/results.md``.
+    promoters. ``"meanmax"`` was worse than both on prom_core_tata (0.4022) and between them
+    on mouse/0 (0.4580). Figures and commands: ``docs/results.md``.
     """
 
     tokenizer: str = "kmer"
@@ -588,9 +588,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
     def transform(self, X: Any) -> np.ndarray:
-        """Pooled sequence embeddings ``(n, d_model)`` (``2 d_model`` with
-        ``pooling="meanmax"``) float64 (the head's input; the mean
-        of both strands' with ``rc_average``), e.g. as features for another estimator."""
+        """Pooled sequence embeddings, float64 ``(n, d_model)`` (``(n, 2 d_model)`` with
+        ``pooling="meanmax"``): the head's input, the mean of both strands' with
+        ``rc_average``; e.g. as features for another estimator."""
         forward, reverse = self._strands(X)
         return sequence_embeddings(
             self.model_, forward, reverse, batch_size=_D.predict_batch_size,
