@@ -116,14 +116,15 @@ plan_pooling() {  # dev-selected alternatives: max pooling on TF tasks, last-tok
 }
 
 plan_followup() {  # open questions after session 11 (docs/results.md): 6-mers on the full
-  # TF splits, mean pooling on the full promoter splits, a second seed of the H100 forecasts
+  # TF splits, the default (max) pooling on the full promoter splits (main ran them with
+  # the then-default mean pooling), a second seed of the H100 forecasts
   local t
   for t in tf/0 tf/1 tf/2; do
     job "gue_k6_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --tasks "$t" \
       --tag "k6_${t//\//_}"
   done
   for t in prom_core_all prom_core_notata; do
-    job "gue_mean_$t" "${GEN[@]}" "${B128[@]}" --set pooling=mean --tasks "$t" --tag "mean_$t"
+    job "gue_max_$t" "${GEN[@]}" "${B128[@]}" --set pooling=max --tasks "$t" --tag "max_$t"
   done
   LH=(python recipes/long_horizon.py --device "$DEVICE" --no-plot --epochs 30 --seed 1
       --max-time "$MAX_TIME" --max-train-windows 8192 "${LH_EXTRA[@]}")
