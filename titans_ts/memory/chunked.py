@@ -474,7 +474,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         n_chunks = len(bounds)
         keep_all = store and budget > 0
-        interval = 1
+        interval = 1 if keep_all else max(1, math.isqrt(n_chunks))
         checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
         caches: dict[int, _ChunkCache] = {}
         ys = []
