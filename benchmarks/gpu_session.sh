@@ -9,7 +9,8 @@
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
 # 1. In the background, one process per job of the plan (PLAN=main, the default,
-#    PLAN=pooling or PLAN=followup: see plan_* below), each with a training wall-clock limit
+#    PLAN=pooling, PLAN=followup or PLAN=grid: see plan_* below), each with a training
+#    wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
 #    jobs share the GPU through CUDA MPS when it starts (checked; off otherwise):
@@ -136,11 +137,38 @@ plan_followup() {  # open questions after session 11 (docs/results.md): 6-mers o
   done
 }
 
+plan_grid() {  # the rest of the 2 x 2 grid {4-mers, 6-mers} x {mean, max pooling} on every
+  # GUE task (full train splits), so that recipes/genomics.py --select-on-dev can choose per
+  # task on the dev split; plus nucleotide tokens on prom_300_tata, the task no cell wins
+  local t
+  for t in tf/0 tf/1 tf/2 prom_core_all prom_core_notata prom_core_tata prom_300_tata mouse/0; do
+    job "gue_k6mean_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --set pooling=mean \
+      --tasks "$t" --tag "k6mean_${t//\//_}"
+  done
+  for t in prom_core_all prom_core_notata prom_core_tata prom_300_tata mouse/0; do
+    job "gue_k6max_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --set pooling=max \
+      --tasks "$t" --tag "k6max_${t//\//_}"
+  done
+  for t in prom_core_tata prom_300_tata; do
+    job "gue_max_$t" "${GEN[@]}" "${B128[@]}" --set pooling=max --tasks "$t" --tag "max_$t"
+  done
+  local k p
+  for k in 4 6; do
+    for p in mean max; do
+      job "gue_k${k}${p}_mouse_2" "${GEN[@]}" "${B128[@]}" --set "kmer_k=$k" --set "pooling=$p" \
+        --tasks mouse/2 --tag "k${k}${p}_mouse_2"
+    done
+  done
+  job gue_nuc_prom_300_tata "${GEN[@]}" "${B128[@]}" --set tokenizer=nucleotide --set pooling=max \
+    --tasks prom_300_tata --tag nucmax_prom_300_tata
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
   followup) plan_followup ;;
-  *) echo "unknown PLAN=$PLAN (main, pooling, followup)" >&2; exit 2 ;;
+  grid) plan_grid ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
