@@ -230,6 +230,8 @@ SUMMARY_FIELDS = [
     "titans_mcc_std",
     "titans_accuracy",
     "titans_accuracy_std",
+    "titans_dev_loss",
+    "settings",
     "n_seeds",
     "kmer_mcc",
     "kmer_accuracy",
@@ -706,6 +708,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         first = group[0]
         benchmark, protocol = first.get("benchmark", ""), first.get("protocol", "")
         metric = "accuracy" if benchmark == GB else "mcc"
+        t_dev, _ = _mean_std(_seed_means(
+            [dict(r, dev_loss=_min_dev_loss(r)) for r in titans], "dev_loss"
+        ))
         t_mcc, t_mcc_sd = _mean_std(_seed_means(titans, "mcc"))
         t_acc, t_acc_sd = _mean_std(_seed_means(titans, "accuracy"))
         k_mcc, _ = _mean_std(_seed_means(kmer, "mcc"))
@@ -722,6 +727,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ]
         n_test = [int(v) for v in (_num(r.get("n_test")) for r in group) if v is not None]
         folds = sorted({str(r.get("fold")) for r in group if str(r.get("fold", "")) != ""})
+        settings = ""
 
         notes = []
         if _is_true(first.get("quick")):
@@ -758,8 +764,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(seeds) > 1:
                 notes.append(f"{len(seeds)} seeds, ± = std over seeds")
             overrides = _overrides(params)
+            settings = ", ".join(f"{k}={v}" for k, v in overrides.items())
             if overrides:
-                notes.append("set: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+                notes.append("set: " + settings)
         if not kmer:
             notes.append("no baseline (--no-baseline)")
         elif "borrowed_from" in kmer[0]:
@@ -785,6 +792,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "titans_mcc_std": t_mcc_sd,
                 "titans_accuracy": t_acc,
                 "titans_accuracy_std": t_acc_sd,
+                "titans_dev_loss": t_dev,
+                "settings": settings or "defaults",
                 "n_seeds": len(seeds),
                 "kmer_mcc": k_mcc,
                 "kmer_accuracy": k_acc,
@@ -803,6 +812,59 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {t: i for i, t in enumerate(DEFAULT_TASKS + tuple(GENOMIC_BENCHMARKS))}
     out.sort(key=lambda s: (order.get(s["task"], len(order)), s["task"], s["tag"]))
     return out
+
+
+def _min_dev_loss(row: dict[str, Any]) -> float | None:
+    """The lowest validation loss of a Titans run's history (the restored weights' dev loss;
+    the ``history`` column holds ``[[epoch, train_loss, val_loss], ...]``)."""
+    try:
+        history = json.loads(row.get("history") or "[]")
+    except (TypeError, json.JSONDecodeError):
+        return None
+    losses = [_num(h[2]) for h in history if len(h) > 2]
+    losses = [v for v in losses if v is not None]
+    return min(losses) if losses else None
+
+
+def select_on_dev(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task and training set with several Titans runs (configurations), the run with
+    the lowest dev loss (cross-entropy of its restored weights on the dev split; the test
+    split plays no part in the choice), with the candidates beside it.
+
+    Returns one dict per such task: the chosen summary's fields plus ``candidates`` (the
+    number of runs compared) and ``others`` (``tag dev-loss/MCC`` of the rest, best first).
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for s in summaries:
+        if s.get("titans_dev_loss") is None or s.get("titans_mcc") is None:
+            continue
+        key = (s["task"], str(s.get("protocol", "")), str(s.get("n_train")))
+        groups.setdefault(key, []).append(s)
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        ranked = sorted(group, key=lambda s: s["titans_dev_loss"])
+        others = ", ".join(
+            f"{s['tag']} {s['titans_dev_loss']:.4f}/{_fmt(s['titans_mcc'])}" for s in ranked[1:]
+        )
+        out.append(dict(ranked[0], candidates=len(group), others=others))
+    order = {t: i for i, t in enumerate(DEFAULT_TASKS + tuple(GENOMIC_BENCHMARKS))}
+    out.sort(key=lambda s: (order.get(s["task"], len(order)), s["task"]))
+    return out
+
+
+def dev_selection_table(selected: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`select_on_dev`'s choices."""
+    head = ["task", "chosen run", "settings", "dev loss", "Titans MCC", "k-mer MCC",
+            "DNABERT-2 MCC", "Titans − k-mer", "other candidates (dev loss/MCC)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in selected:
+        cells = [s["task"], s["tag"], s["settings"], f"{s['titans_dev_loss']:.4f}",
+                 _fmt(s["titans_mcc"], s["titans_mcc_std"]), _fmt(s["kmer_mcc"]),
+                 _fmt(s["dnabert2_mcc"]), _signed(s["titans_minus_kmer"]), s["others"]]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def _overrides(params: dict[str, Any]) -> dict[str, Any]:
@@ -927,6 +989,16 @@ def render_report(
     if honesty:
         lines += ["", *(f"- {h}" for h in honesty)]
     lines += ["", markdown_table(summaries), ""]
+    selected = select_on_dev(summaries)
+    if selected:
+        lines += [
+            "Chosen on the dev split: where a task has several Titans runs on the same "
+            "training set, the one whose restored weights have the lowest dev loss (the "
+            "test split plays no part in the choice).",
+            "",
+            dev_selection_table(selected),
+            "",
+        ]
     published = _published_table([s["task"] for s in summaries])
     if published:
         lines += ["Published GUE test MCC (DESIGN.md §5; – = not given):", "", published, ""]

@@ -322,6 +322,32 @@ def test_baseline_is_borrowed_from_a_run_on_the_same_data() -> None:
     assert alone["kmer_mcc"] == 55.0 and "baseline only" in alone["notes"]
 
 
+def test_dev_split_choice_ignores_the_test_split() -> None:
+    def row(tag, model, mcc, dev_losses, task="tf/2", n_train=100, seed=0):
+        history = json.dumps([[i + 1, 0.5, v] for i, v in enumerate(dev_losses)])
+        return {"tag": tag, "task": task, "benchmark": "GUE", "protocol": "p", "model": model,
+                "seed": seed, "mcc": mcc, "accuracy": 70.0, "n_train": n_train,
+                "history": history if model == "Titans" else ""}
+
+    rows = [
+        row("k4", "Titans", 66.0, [0.60, 0.52, 0.55]),  # best test MCC, worse dev loss
+        row("k6", "Titans", 61.0, [0.58, 0.49, 0.50]),  # lowest dev loss: chosen
+        row("k6", "Titans", 63.0, [0.57, 0.51], seed=1),  # second seed: mean dev 0.50
+        row("sub", "Titans", 70.0, [0.30], n_train=50),  # another training set
+        row("kmer", "k-mer LR", 55.0, []),
+        row("alone", "Titans", 40.0, [0.7], task="tf/1"),  # one candidate: no choice
+    ]
+    summaries = recipe.summarise(rows)
+    by_tag = {s["tag"]: s for s in summaries}
+    assert by_tag["k6"]["titans_dev_loss"] == pytest.approx(0.50)
+    (chosen,) = recipe.select_on_dev(summaries)
+    assert chosen["tag"] == "k6" and chosen["candidates"] == 2
+    assert chosen["titans_mcc"] == 62.0 and chosen["titans_minus_kmer"] == 7.0
+    assert chosen["others"] == "k4 0.5200/66.00"
+    report, _ = recipe.render_report(rows, "t")
+    assert "Chosen on the dev split" in report and "| tf/2 | k6 | defaults | 0.5000 |" in report
+
+
 def test_baseline_only_excludes_no_baseline(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         recipe.main(["--tasks", "mouse/0", "--baseline-only", "--no-baseline"])
