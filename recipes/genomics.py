@@ -426,6 +426,10 @@ def _fit_titans(
         "window": bb.window,
         "memory_chunk_size": bb.memory.chunk_size if bb.memory is not None else None,
         "vocab_size": clf.config_.vocab_size,
+        "kmer_k": clf.kmer_k_,
+        "kmer_k_dev_loss": None if clf.kmer_k_scores_ is None else {
+            str(k): _round(v) for k, v in clf.kmer_k_scores_.items()
+        },
         "n_parameters": int(sum(p.numel() for p in clf.model_.parameters())),
         "device": str(resolve_device(clf.accelerator, clf.devices)),
     }

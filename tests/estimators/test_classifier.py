@@ -50,6 +50,7 @@ TINY: dict = {
     "window": 16,
     "max_epochs": 2,
     "batch_size": 16,
+    "kmer_k": 4,  # one network per fit (the "auto" default trains two; tested on its own)
     "accelerator": "cpu",  # identical fits are promised on CPU only
     "random_state": 0,
 }
@@ -467,3 +468,47 @@ def test_tiny_real_fit_on_gue_mouse2_beats_majority():
     accuracy = float(np.mean(pred == yt))
     assert accuracy >= majority + 0.10, (accuracy, majority)
     assert matthews_corrcoef(yt, pred) > 0.25
+
+
+# --------------------------------------------------------------------------- kmer_k="auto"
+
+
+def test_auto_kmer_keeps_the_size_with_the_lower_validation_loss(motif_data, tmp_path):
+    X, y = motif_data
+    auto = tiny(kmer_k="auto").fit(X, y)
+    scores = auto.kmer_k_scores_
+    assert set(scores) == set(CLASSIFIER_DEFAULTS.kmer_k_candidates)
+    assert auto.kmer_k_ == min(scores, key=scores.get)
+    assert auto.tokenizer_.k == auto.kmer_k_
+    # each candidate is seeded afresh: the chosen one is the fit with that kmer_k
+    direct = tiny(kmer_k=auto.kmer_k_).fit(X, y)
+    np.testing.assert_array_equal(auto.predict_proba(X), direct.predict_proba(X))
+    assert direct.kmer_k_scores_ is None and direct.kmer_k_ == auto.kmer_k_
+    # the other size is a real alternative: different network, different validation loss
+    other = next(k for k in scores if k != auto.kmer_k_)
+    alt = tiny(kmer_k=other).fit(X, y)
+    assert alt.config_.vocab_size != auto.config_.vocab_size
+    assert scores[other] == pytest.approx(min(r["val_loss"] for r in alt.history_))
+    loaded = TitansSequenceClassifier.load(auto.save(tmp_path / "auto"))
+    assert loaded.kmer_k_ == auto.kmer_k_ and loaded.kmer_k_scores_ == scores
+
+
+def test_auto_kmer_needs_validation_data(motif_data):
+    X, y = motif_data
+    with pytest.raises(ValueError, match="kmer_k='auto' chooses the k-mer size"):
+        tiny(kmer_k="auto", early_stopping=False).fit(X, y)
+    # with validation data it works without the internal split
+    est = tiny(kmer_k="auto", early_stopping=False).fit(X[:48], y[:48],
+                                                         validation_data=(X[48:], y[48:]))
+    assert est.n_val_samples_ == 16 and set(est.kmer_k_scores_) == {4, 6}
+
+
+def test_auto_kmer_is_ignored_for_nucleotide_tokens(motif_data):
+    X, y = motif_data
+    est = tiny(kmer_k="auto", tokenizer="nucleotide").fit(X, y)
+    assert est.kmer_k_ is None and est.kmer_k_scores_ is None
+
+
+def test_kmer_k_must_be_an_int_or_auto():
+    with pytest.raises(ValueError, match="kmer_k"):
+        tiny(kmer_k="six").fit(["ACGTACGT"] * 4, [0, 1, 0, 1])

@@ -101,8 +101,11 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     assert params["max_epochs"] == 1 and params["random_state"] == 0
     assert params["accelerator"] == "cpu"
     resolved = json.loads(titans["resolved"])
-    # 101-nt sequences -> 98 overlapping 4-mer tokens (the default tokenizer)
-    assert resolved["d_model"] == 32 and resolved["window"] == 98
+    # kmer_k="auto" (the default): 4-mers and 6-mers tried on dev, the lower dev loss kept;
+    # 101-nt sequences -> 102 - k overlapping k-mer tokens
+    scores = {int(k): v for k, v in resolved["kmer_k_dev_loss"].items()}
+    assert set(scores) == {4, 6} and resolved["kmer_k"] == min(scores, key=scores.get)
+    assert resolved["d_model"] == 32 and resolved["window"] == 102 - resolved["kmer_k"]
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])

@@ -278,14 +278,17 @@ class TitansBaseEstimator(BaseEstimator):
             seed_everything(seed)
             yield seed, root
 
-    def _make_fit_trainer(self, root_dir: str, has_validation: bool) -> tuple[Any, Any, Any]:
+    def _make_fit_trainer(
+        self, root_dir: str, has_validation: bool, max_time: float | None | str = "estimator"
+    ) -> tuple[Any, Any, Any]:
         """Trainer for ``fit`` with the loss history and, with a validation split, the
         in-memory best-weights keeper and early stopping on ``val_loss`` (``patience``).
 
         Returns ``(trainer, history, best_or_None)``; uses the estimator's ``max_epochs``,
-        ``max_time`` (seconds; ``None``: no limit), ``patience`` and
-        ``gradient_clip_val``. When ``max_time`` runs out mid-epoch, Lightning still runs
-        that epoch's validation, so the best weights include the partial epoch.
+        ``max_time`` (seconds; ``None``: no limit; the argument, when given, replaces it,
+        e.g. a share of it), ``patience`` and ``gradient_clip_val``. When ``max_time``
+        runs out mid-epoch, Lightning still runs that epoch's validation, so the best
+        weights include the partial epoch.
         """
         from titans_ts.training.lightning import BestWeights, LossHistory
 
@@ -302,7 +305,7 @@ class TitansBaseEstimator(BaseEstimator):
             ]
         trainer = self._make_trainer(
             max_epochs=self.max_epochs,
-            max_time=self.max_time,
+            max_time=self.max_time if max_time == "estimator" else max_time,
             root_dir=root_dir,
             callbacks=callbacks,
             gradient_clip_val=self.gradient_clip_val,

@@ -96,16 +96,16 @@ class ClassifierDefaults:
     Measured on a shared 2-core CPU (1 thread): a training step of 32 sequences of 101 nt
     takes ~65 ms at width 32 (MAG, 1 layer), ~150 ms at width 64.
 
-    Tokenizer: overlapping 4-mers. GUE mouse/2 (2,621 train sequences, early stopping on
-    dev, 6 epochs, CPU), test MCC: nucleotides 56.5, 3-mers 70.0, **4-mers 79.3**, 6-mers
-    77.5 (overfits after one epoch); the in-run k-mer + logistic baseline scores 76.9.
-    Per-base tokens left the loss at chance for the first epochs on GUE mouse/0.
-    ``kmer_k=6`` (max pooling, CPU, lowest dev loss 6-mers vs 4-mers) won on mouse/0 (0.4349
-    vs 0.4545, test MCC 58.2 vs 50.1) and tf/2 on 10,000 sequences (0.4892 vs 0.5233, test
-    62.3 vs 56.6) but lost on tf/0 and tf/1 (10,000 sequences; 0.5037 vs 0.4788 and 0.5351
-    vs 0.5177 against mean-pooled 4-mers) and on promoters and small sets (prom_core_all
-    0.5151 vs 0.4729, prom_core_tata 0.5411 vs 0.3802, mouse/2 0.2767 vs 0.2411): a per-task
-    choice to make on dev, not a default.
+    Tokenizer: overlapping k-mers, ``kmer_k="auto"``: 4-mers and 6-mers are both trained
+    and the one with the lower validation loss is kept. No single size wins: on the nine GUE
+    tasks at full train (H100, batch 128, max pooling, lowest dev loss 4-mers vs 6-mers)
+    6-mers won tf/0 (0.4433 vs 0.4597), tf/2 (0.4824 vs 0.5102), mouse/0 (0.4191 vs
+    0.4652) and mouse/2 (0.2334 vs 0.2625), 4-mers prom_core_all, prom_core_notata,
+    prom_core_tata, prom_300_tata and tf/1; the size with the lower dev loss also had the
+    higher test MCC on 8 of the 9 (not mouse/2), up to +13 MCC (prom_core_tata) and +7.3
+    (tf/2). Earlier (mouse/2, CPU, 6 epochs, test MCC): nucleotides 56.5, 3-mers 70.0,
+    4-mers 79.3, 6-mers 77.5; per-base tokens left the loss at chance for the first epochs
+    on mouse/0, so they are not candidates. Set an int ``kmer_k`` to halve the fit time.
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
@@ -138,7 +138,8 @@ class ClassifierDefaults:
     gradient_clip_val: float | None = 1.0
     validation_size: float = 0.1
     patience: int = 3
-    kmer_k: int = 4
+    kmer_k: int | str = "auto"
+    kmer_k_candidates: tuple[int, ...] = (4, 6)
     predict_batch_size: int = 256
 
 
@@ -209,6 +210,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
     :class:`ClassifierDefaults`):
         tokenizer: ``"nucleotide"`` (one token per base) or ``"kmer"`` (``kmer_k``-mers,
             overlapping unless ``kmer_overlapping=False``).
+        kmer_k: k-mer size (1-8), or ``"auto"`` (default): fit one network per size in
+            ``CLASSIFIER_DEFAULTS.kmer_k_candidates`` (4 and 6; ``max_time`` is shared
+            between them) and keep the one with the lowest validation loss (the early-
+            stopping split or ``validation_data``). Twice the training time of an int.
         max_length: keep only the first ``max_length`` bases of longer sequences
             (``None``: whole sequences).
         variant: Titans backbone, one of ``"lmm"``, ``"mac"``, ``"mag"``, ``"mal"``,
@@ -243,12 +248,14 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         classes_, n_classes_, model_ (network, eval mode), config_
         (:class:`~titans_ts.training.sequence.SequenceModelConfig`), tokenizer_,
         max_length_, class_weight_ (per class, in ``classes_`` order), history_ (per-epoch
-        losses), best_epoch_, n_train_samples_, n_val_samples_, seed_.
+        losses), best_epoch_, kmer_k_ (the k-mer size used; None for nucleotides),
+        kmer_k_scores_ (``{k: best validation loss}`` of the ``"auto"`` candidates, else
+        None), n_train_samples_, n_val_samples_, seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "tokenizer": [Options(("nucleotide", "kmer"))],
-        "kmer_k": [Interval(Integral, 1, 8)],
+        "kmer_k": [Interval(Integral, 1, 8), Options(("auto",))],
         "kmer_overlapping": ["boolean"],
         "max_length": [Interval(Integral, 1, None), None],
         "variant": [Options(tuple(VARIANTS))],
@@ -284,7 +291,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self,
         *,
         tokenizer: str = _D.tokenizer,
-        kmer_k: int = _D.kmer_k,
+        kmer_k: int | str = _D.kmer_k,
         kmer_overlapping: bool = True,
         max_length: int | None = None,
         variant: str = _D.variant,
@@ -431,25 +438,82 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         y_index = y_index.reshape(-1).astype(np.int64)
 
         pre = _load_pretrained(self.pretrained) if self.pretrained is not None else None
-        if pre is not None:
-            tokenizer = make_tokenizer(**pre["tokenizer"])
-        else:
-            tokenizer = make_tokenizer(self.tokenizer, self.kmer_k, self.kmer_overlapping)
-        forward, reverse = self._tokenize(items, tokenizer, self.max_length)
-        data = TokenizedSequences(forward, reverse, y_index)
-
         weights = compute_class_weight(
             self.class_weight, classes=classes, y=classes[y_index]
         ) if self.class_weight is not None else np.ones(len(classes))
-
-        val_given = None
+        val_raw = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, y_val)")
             v_items = check_sequences(validation_data[0], name)
-            v_y = self._labels(validation_data[1], len(v_items))
-            v_fwd, v_rev = self._tokenize(v_items, tokenizer, self.max_length)
-            val_given = TokenizedSequences(v_fwd, v_rev, self._encode_labels(v_y, classes))
+            v_y = self._encode_labels(self._labels(validation_data[1], len(v_items)), classes)
+            val_raw = (v_items, v_y)
+
+        if pre is not None:
+            candidates = [make_tokenizer(**pre["tokenizer"])]
+        elif self.tokenizer == "kmer" and self.kmer_k == "auto":
+            if val_raw is None and not self.early_stopping:
+                raise ValueError(
+                    f"{name}: kmer_k='auto' chooses the k-mer size on validation data; pass "
+                    "validation_data=(X_val, y_val), keep early_stopping=True, or set an "
+                    "int kmer_k"
+                )
+            candidates = [
+                make_tokenizer("kmer", k, self.kmer_overlapping) for k in _D.kmer_k_candidates
+            ]
+        else:
+            k = _D.kmer_k_candidates[0] if self.kmer_k == "auto" else self.kmer_k
+            candidates = [make_tokenizer(self.tokenizer, k, self.kmer_overlapping)]
+        share = None if self.max_time is None else float(self.max_time) / len(candidates)
+        fits = [
+            self._fit_tokenizer(tokenizer, items, y_index, classes, weights, val_raw, pre, share)
+            for tokenizer in candidates
+        ]
+        scores = [f["val_loss"] for f in fits]
+        if len(fits) > 1 and any(v is None for v in scores):
+            raise RuntimeError(  # pragma: no cover - a validation split always exists here
+                f"{name}: no validation loss to choose kmer_k with: {scores}"
+            )
+        chosen = fits[int(np.argmin(scores))] if len(fits) > 1 else fits[0]
+
+        self.classes_ = classes
+        self.n_classes_ = len(classes)
+        self.config_ = chosen["config"]
+        self.model_ = chosen["model"]
+        self.tokenizer_ = chosen["tokenizer"]
+        self.kmer_k_ = getattr(chosen["tokenizer"], "k", None)
+        self.kmer_k_scores_ = (
+            {int(f["tokenizer"].k): float(f["val_loss"]) for f in fits} if len(fits) > 1 else None
+        )
+        self.max_length_ = self.max_length
+        self.class_weight_ = np.asarray(weights, dtype=np.float64)
+        self.history_ = chosen["history"]
+        self.best_epoch_ = chosen["best_epoch"]
+        self.n_train_samples_ = chosen["n_train"]
+        self.n_val_samples_ = chosen["n_val"]
+        return self
+
+    def _fit_tokenizer(
+        self,
+        tokenizer: Any,
+        items: list[Any],
+        y_index: np.ndarray,
+        classes: np.ndarray,
+        weights: np.ndarray,
+        val_raw: tuple[list[Any], np.ndarray] | None,
+        pre: dict[str, Any] | None,
+        max_time: float | None,
+    ) -> dict[str, Any]:
+        """One network trained on ``tokenizer``'s tokens (seeded afresh, so a candidate of
+        ``kmer_k="auto"`` equals the fit with that ``kmer_k``). Returns the config, model
+        (CPU, eval mode), tokenizer, history, best epoch, best validation loss (None
+        without validation) and the train / validation sizes."""
+        forward, reverse = self._tokenize(items, tokenizer, self.max_length)
+        data = TokenizedSequences(forward, reverse, y_index)
+        val_given = None
+        if val_raw is not None:
+            v_fwd, v_rev = self._tokenize(val_raw[0], tokenizer, self.max_length)
+            val_given = TokenizedSequences(v_fwd, v_rev, val_raw[1])
 
         # ---- sizes from the data
         if pre is not None:
@@ -507,22 +571,18 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                     val, batch_size=_D.predict_batch_size, shuffle=False,
                     collate_fn=SequenceCollate(tokenizer.pad_id, False),
                 )
-            trainer, history, best = self._make_fit_trainer(root, has_val)
+            trainer, history, best = self._make_fit_trainer(root, has_val, max_time=max_time)
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-        model = module.model.to("cpu").eval()
-
-        self.classes_ = classes
-        self.n_classes_ = len(classes)
-        self.config_ = config
-        self.model_ = model
-        self.tokenizer_ = tokenizer
-        self.max_length_ = self.max_length
-        self.class_weight_ = np.asarray(weights, dtype=np.float64)
-        self.history_ = history.records
-        self.best_epoch_ = None if best is None else best.best_epoch
-        self.n_train_samples_ = len(train)
-        self.n_val_samples_ = len(val) if has_val else 0
-        return self
+        return {
+            "config": config,
+            "model": module.model.to("cpu").eval(),
+            "tokenizer": tokenizer,
+            "history": history.records,
+            "best_epoch": None if best is None else best.best_epoch,
+            "val_loss": None if best is None else best.best_score,
+            "n_train": len(train),
+            "n_val": len(val) if has_val else 0,
+        }
 
     def _split(
         self, data: TokenizedSequences, y_index: np.ndarray, seed: int
@@ -630,6 +690,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 "class_weight_": self.class_weight_.tolist(),
                 "history_": self.history_,
                 "best_epoch_": self.best_epoch_,
+                "kmer_k_": self.kmer_k_,
+                "kmer_k_scores_": None if self.kmer_k_scores_ is None else {
+                    str(k): v for k, v in self.kmer_k_scores_.items()
+                },
                 "n_train_samples_": self.n_train_samples_,
                 "n_val_samples_": self.n_val_samples_,
                 "seed_": self.seed_,
@@ -674,6 +738,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         est.class_weight_ = np.asarray(fitted["class_weight_"], dtype=np.float64)
         est.history_ = fitted["history_"]
         est.best_epoch_ = fitted["best_epoch_"]
+        est.kmer_k_ = getattr(est.tokenizer_, "k", None)
+        scores = fitted.get("kmer_k_scores_")
+        est.kmer_k_scores_ = None if scores is None else {int(k): v for k, v in scores.items()}
         est.n_train_samples_ = fitted["n_train_samples_"]
         est.n_val_samples_ = fitted["n_val_samples_"]
         est.seed_ = fitted["seed_"]
