@@ -512,3 +512,23 @@ def test_auto_kmer_is_ignored_for_nucleotide_tokens(motif_data):
 def test_kmer_k_must_be_an_int_or_auto():
     with pytest.raises(ValueError, match="kmer_k"):
         tiny(kmer_k="six").fit(["ACGTACGT"] * 4, [0, 1, 0, 1])
+
+
+def test_position_embedding_option(motif_data, tmp_path):
+    X, y = motif_data
+    assert tiny().fit(X[:32], y[:32]).model_.position is None
+    est = tiny(position_embedding=True).fit(X, y)
+    longest = max(len(s) for s in X) - 4 + 1  # overlapping 4-mer tokens
+    assert est.config_.max_positions == longest
+    assert est.model_.position.weight.shape == (longest, est.config_.backbone.d_model)
+    # positions past the longest training sequence share the last embedding
+    longer = X[0] * 3
+    proba = est.predict_proba([longer, X[1]])
+    assert proba.shape == (2, 2) and np.isfinite(proba).all()
+    # the embedding takes part: zeroing it changes the logits
+    before = est.decision_function(X[:4])
+    with torch.no_grad():
+        est.model_.position.weight.zero_()
+    assert not np.allclose(before, est.decision_function(X[:4]))
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos"))
+    np.testing.assert_array_equal(loaded.decision_function(X[:4]), est.decision_function(X[:4]))

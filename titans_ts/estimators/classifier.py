@@ -226,6 +226,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         pooling: ``"mean"``, ``"max"`` or ``"meanmax"`` (both, concatenated) over the real
             tokens, or ``"last"`` (the last real token's state: position-aware relative to
             the sequence end).
+        position_embedding: add a learned embedding of each token's absolute position
+            (from the sequence start; as many positions as the longest training sequence
+            has tokens, later ones share the last) for tasks where *where* a motif sits in
+            a fixed window matters (e.g. promoter windows aligned on the TSS).
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
@@ -267,6 +271,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "memory_chunk_size": [Interval(Integral, 1, None)],
         "window": [Interval(Integral, 1, None), None],
         "pooling": [Options(POOLINGS)],
+        "position_embedding": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
@@ -303,6 +308,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         memory_chunk_size: int = _D.memory_chunk_size,
         window: int | None = None,
         pooling: str = _D.pooling,
+        position_embedding: bool = False,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
         max_time: float | None = None,
@@ -335,6 +341,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.memory_chunk_size = memory_chunk_size
         self.window = window
         self.pooling = pooling
+        self.position_embedding = position_embedding
         self.dropout = dropout
         self.max_epochs = max_epochs
         self.max_time = max_time
@@ -543,6 +550,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             pooling=self.pooling,
             head_dropout=float(self.dropout),
             backbone=backbone,
+            max_positions=int(forward.lengths.max()) if self.position_embedding else 0,
         )
 
         with self._fit_context() as (seed, root):

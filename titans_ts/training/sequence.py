@@ -204,6 +204,10 @@ class SequenceModelConfig:
         pooling: one of :data:`~titans_ts.heads.classification.POOLINGS`.
         head_dropout: dropout on the pooled vector.
         backbone: the Titans backbone; its ``d_model`` is the token width.
+        max_positions: with ``> 0``, a learned absolute-position embedding for token
+            positions ``0 .. max_positions - 1`` (counted from each sequence's start; later
+            positions share the last one) is added to the token embeddings; 0: none (the
+            backbone only sees relative positions).
     """
 
     vocab_size: int
@@ -212,9 +216,11 @@ class SequenceModelConfig:
     pooling: str = "mean"
     head_dropout: float = 0.0
     backbone: TitansConfig = field(default_factory=TitansConfig)
+    max_positions: int = 0
 
     def __post_init__(self) -> None:
-        for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2)):
+        for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2),
+                          ("max_positions", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(
@@ -295,6 +301,10 @@ class TitansSequenceModel(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.02)
         with torch.no_grad():
             self.embedding.weight[config.pad_id].zero_()
+        self.position = None
+        if config.max_positions > 0:
+            self.position = nn.Embedding(config.max_positions, d)
+            nn.init.normal_(self.position.weight, std=0.02)
         self.backbone = TitansBackbone(config.backbone)
         self.head = ClassificationHead(d, config.n_classes, config.pooling, config.head_dropout)
         self.register_buffer("class_weight", torch.ones(config.n_classes))
@@ -328,7 +338,12 @@ class TitansSequenceModel(nn.Module):
     def tokens(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Backbone states ``(B, T, d_model)`` of ``ids (B, T)`` (padding included)."""
         self._check(ids, mask)
-        h, _ = self.backbone(self.embedding(ids))
+        x = self.embedding(ids)
+        if self.position is not None:
+            n = self.position.num_embeddings
+            where = torch.arange(ids.shape[1], device=ids.device).clamp_max(n - 1)
+            x = x + self.position(where)
+        h, _ = self.backbone(x)
         return h
 
     def embed(self, ids: Tensor, mask: Tensor) -> Tensor:
