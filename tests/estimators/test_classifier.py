@@ -503,6 +503,14 @@ def test_auto_kmer_needs_validation_data(motif_data):
     assert est.n_val_samples_ == 16 and set(est.kmer_k_scores_) == {4, 6}
 
 
+def test_auto_kmer_without_a_possible_validation_split_keeps_the_first_size():
+    X = ["ACGTACGTAC", "TTTTACGTAA", "GGGGCCCCAA", "ACACACACGT"]
+    with pytest.warns(UserWarning, match="too few to hold out"):
+        est = tiny(kmer_k="auto", validation_size=0.01).fit(X, [0, 1, 0, 1])
+    assert est.kmer_k_ == CLASSIFIER_DEFAULTS.kmer_k_candidates[0]
+    assert est.kmer_k_scores_ is None
+
+
 def test_auto_kmer_is_ignored_for_nucleotide_tokens(motif_data):
     X, y = motif_data
     est = tiny(kmer_k="auto", tokenizer="nucleotide").fit(X, y)

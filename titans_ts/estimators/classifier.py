@@ -477,11 +477,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             for tokenizer in candidates
         ]
         scores = [f["val_loss"] for f in fits]
-        if len(fits) > 1 and any(v is None for v in scores):
-            raise RuntimeError(  # pragma: no cover - a validation split always exists here
-                f"{name}: no validation loss to choose kmer_k with: {scores}"
-            )
-        chosen = fits[int(np.argmin(scores))] if len(fits) > 1 else fits[0]
+        compared = len(fits) > 1 and all(v is not None for v in scores)
+        # too few sequences to hold out a validation split (fit warned): the first candidate
+        chosen = fits[int(np.argmin(scores))] if compared else fits[0]
 
         self.classes_ = classes
         self.n_classes_ = len(classes)
@@ -490,7 +488,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.tokenizer_ = chosen["tokenizer"]
         self.kmer_k_ = getattr(chosen["tokenizer"], "k", None)
         self.kmer_k_scores_ = (
-            {int(f["tokenizer"].k): float(f["val_loss"]) for f in fits} if len(fits) > 1 else None
+            {int(f["tokenizer"].k): float(f["val_loss"]) for f in fits} if compared else None
         )
         self.max_length_ = self.max_length
         self.class_weight_ = np.asarray(weights, dtype=np.float64)
