@@ -495,7 +495,7 @@ def test_auto_kmer_keeps_the_size_with_the_lower_validation_loss(motif_data, tmp
 
 def test_auto_kmer_needs_validation_data(motif_data):
     X, y = motif_data
-    with pytest.raises(ValueError, match="kmer_k='auto' chooses the k-mer size"):
+    with pytest.raises(ValueError, match="kmer_k='auto' / position_embedding='auto' choose"):
         tiny(kmer_k="auto", early_stopping=False).fit(X, y)
     # with validation data it works without the internal split
     est = tiny(kmer_k="auto", early_stopping=False).fit(X[:48], y[:48],
@@ -540,3 +540,25 @@ def test_position_embedding_option(motif_data, tmp_path):
     assert not np.allclose(before, est.decision_function(X[:4]))
     loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos"))
     np.testing.assert_array_equal(loaded.decision_function(X[:4]), est.decision_function(X[:4]))
+
+
+def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
+    X, y = motif_data
+    est = tiny(position_embedding="auto").fit(X, y)
+    scores = est.position_scores_
+    assert set(scores) == {False, True}
+    assert est.position_embedding_ == (scores[True] < scores[False])
+    assert (est.model_.position is not None) == est.position_embedding_
+    direct = tiny(position_embedding=est.position_embedding_).fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), direct.predict_proba(X))
+    other = tiny(position_embedding=not est.position_embedding_).fit(X, y)
+    assert scores[not est.position_embedding_] == pytest.approx(
+        min(r["val_loss"] for r in other.history_)
+    )
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos_auto"))
+    assert loaded.position_scores_ == scores
+    assert loaded.position_embedding_ == est.position_embedding_
+    # both automatic: the k-mer size first (without), then that size with the embedding
+    both = tiny(kmer_k="auto", position_embedding="auto").fit(X, y)
+    assert set(both.kmer_k_scores_) == {4, 6} and set(both.position_scores_) == {False, True}
+    assert both.position_scores_[False] == min(both.kmer_k_scores_.values())

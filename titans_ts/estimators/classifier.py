@@ -140,6 +140,7 @@ class ClassifierDefaults:
     patience: int = 3
     kmer_k: int | str = "auto"
     kmer_k_candidates: tuple[int, ...] = (4, 6)
+    position_embedding: bool | str = False
     predict_batch_size: int = 256
 
 
@@ -229,7 +230,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         position_embedding: add a learned embedding of each token's absolute position
             (from the sequence start; as many positions as the longest training sequence
             has tokens, later ones share the last) for tasks where *where* a motif sits in
-            a fixed window matters (e.g. promoter windows aligned on the TSS).
+            a fixed window matters (e.g. promoter windows aligned on the TSS); ``"auto"``:
+            after the k-mer size is chosen, fit that size once more with it and keep the
+            lower validation loss (one more network).
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
@@ -254,7 +257,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         max_length_, class_weight_ (per class, in ``classes_`` order), history_ (per-epoch
         losses), best_epoch_, kmer_k_ (the k-mer size used; None for nucleotides),
         kmer_k_scores_ (``{k: best validation loss}`` of the ``"auto"`` candidates, else
-        None), n_train_samples_, n_val_samples_, seed_.
+        None), position_embedding_ (used or not), position_scores_ (``{False: loss, True:
+        loss}`` with ``position_embedding="auto"``, else None), n_train_samples_,
+        n_val_samples_, seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -271,7 +276,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "memory_chunk_size": [Interval(Integral, 1, None)],
         "window": [Interval(Integral, 1, None), None],
         "pooling": [Options(POOLINGS)],
-        "position_embedding": ["boolean"],
+        "position_embedding": ["boolean", Options(("auto",))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
@@ -308,7 +313,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         memory_chunk_size: int = _D.memory_chunk_size,
         window: int | None = None,
         pooling: str = _D.pooling,
-        position_embedding: bool = False,
+        position_embedding: bool | str = _D.position_embedding,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
         max_time: float | None = None,
@@ -456,30 +461,51 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             v_y = self._encode_labels(self._labels(validation_data[1], len(v_items)), classes)
             val_raw = (v_items, v_y)
 
+        auto_k = pre is None and self.tokenizer == "kmer" and self.kmer_k == "auto"
+        auto_pos = self.position_embedding == "auto"
+        if (auto_k or auto_pos) and val_raw is None and not self.early_stopping:
+            raise ValueError(
+                f"{name}: kmer_k='auto' / position_embedding='auto' choose on validation "
+                "data; pass validation_data=(X_val, y_val), keep early_stopping=True, or set "
+                "an int kmer_k and a bool position_embedding"
+            )
         if pre is not None:
-            candidates = [make_tokenizer(**pre["tokenizer"])]
-        elif self.tokenizer == "kmer" and self.kmer_k == "auto":
-            if val_raw is None and not self.early_stopping:
-                raise ValueError(
-                    f"{name}: kmer_k='auto' chooses the k-mer size on validation data; pass "
-                    "validation_data=(X_val, y_val), keep early_stopping=True, or set an "
-                    "int kmer_k"
-                )
-            candidates = [
-                make_tokenizer("kmer", k, self.kmer_overlapping) for k in _D.kmer_k_candidates
-            ]
+            sizes = [pre["tokenizer"]]
+        elif auto_k:
+            sizes = [{"kind": "kmer", "k": k, "overlapping": self.kmer_overlapping}
+                     for k in _D.kmer_k_candidates]
         else:
             k = _D.kmer_k_candidates[0] if self.kmer_k == "auto" else self.kmer_k
-            candidates = [make_tokenizer(self.tokenizer, k, self.kmer_overlapping)]
-        share = None if self.max_time is None else float(self.max_time) / len(candidates)
-        fits = [
-            self._fit_tokenizer(tokenizer, items, y_index, classes, weights, val_raw, pre, share)
-            for tokenizer in candidates
-        ]
-        scores = [f["val_loss"] for f in fits]
-        compared = len(fits) > 1 and all(v is not None for v in scores)
-        # too few sequences to hold out a validation split (fit warned): the first candidate
-        chosen = fits[int(np.argmin(scores))] if compared else fits[0]
+            sizes = [{"kind": self.tokenizer, "k": k, "overlapping": self.kmer_overlapping}]
+        n_fits = len(sizes) + (1 if auto_pos else 0)
+        share = None if self.max_time is None else float(self.max_time) / n_fits
+
+        def fit_one(spec: dict[str, Any], position: bool) -> dict[str, Any]:
+            return self._fit_tokenizer(make_tokenizer(**spec), items, y_index, classes,
+                                       weights, val_raw, pre, share, position)
+
+        def best(fits: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+            scores = [f["val_loss"] for f in fits]
+            # too few sequences to hold out a validation split (fit warned): the first one
+            compared = len(fits) > 1 and all(v is not None for v in scores)
+            return (fits[int(np.argmin(scores))] if compared else fits[0]), compared
+
+        # 1. the k-mer size (without position embedding when that is to be chosen too)
+        first = [fit_one(spec, self.position_embedding is True) for spec in sizes]
+        chosen, k_compared = best(first)
+        self.kmer_k_scores_ = (
+            {int(f["tokenizer"].k): float(f["val_loss"]) for f in first} if k_compared else None
+        )
+        # 2. the same size with a position embedding
+        self.position_scores_ = None
+        if auto_pos:
+            plain = chosen
+            with_pos = fit_one(_tokenizer_spec(plain["tokenizer"]), True)
+            chosen, pos_compared = best([plain, with_pos])
+            if pos_compared:
+                self.position_scores_ = {
+                    False: float(plain["val_loss"]), True: float(with_pos["val_loss"])
+                }
 
         self.classes_ = classes
         self.n_classes_ = len(classes)
@@ -487,9 +513,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.model_ = chosen["model"]
         self.tokenizer_ = chosen["tokenizer"]
         self.kmer_k_ = getattr(chosen["tokenizer"], "k", None)
-        self.kmer_k_scores_ = (
-            {int(f["tokenizer"].k): float(f["val_loss"]) for f in fits} if compared else None
-        )
+        self.position_embedding_ = chosen["config"].max_positions > 0
         self.max_length_ = self.max_length
         self.class_weight_ = np.asarray(weights, dtype=np.float64)
         self.history_ = chosen["history"]
@@ -508,6 +532,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         val_raw: tuple[list[Any], np.ndarray] | None,
         pre: dict[str, Any] | None,
         max_time: float | None,
+        position: bool,
     ) -> dict[str, Any]:
         """One network trained on ``tokenizer``'s tokens (seeded afresh, so a candidate of
         ``kmer_k="auto"`` equals the fit with that ``kmer_k``). Returns the config, model
@@ -548,7 +573,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             pooling=self.pooling,
             head_dropout=float(self.dropout),
             backbone=backbone,
-            max_positions=int(forward.lengths.max()) if self.position_embedding else 0,
+            max_positions=int(forward.lengths.max()) if position else 0,
         )
 
         with self._fit_context() as (seed, root):
@@ -700,6 +725,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 "kmer_k_scores_": None if self.kmer_k_scores_ is None else {
                     str(k): v for k, v in self.kmer_k_scores_.items()
                 },
+                "position_scores_": None if self.position_scores_ is None else {
+                    str(k).lower(): v for k, v in self.position_scores_.items()
+                },
                 "n_train_samples_": self.n_train_samples_,
                 "n_val_samples_": self.n_val_samples_,
                 "seed_": self.seed_,
@@ -747,6 +775,11 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         est.kmer_k_ = getattr(est.tokenizer_, "k", None)
         scores = fitted.get("kmer_k_scores_")
         est.kmer_k_scores_ = None if scores is None else {int(k): v for k, v in scores.items()}
+        est.position_embedding_ = config.max_positions > 0
+        scores = fitted.get("position_scores_")
+        est.position_scores_ = None if scores is None else {
+            k == "true": v for k, v in scores.items()
+        }
         est.n_train_samples_ = fitted["n_train_samples_"]
         est.n_val_samples_ = fitted["n_val_samples_"]
         est.seed_ = fitted["seed_"]
