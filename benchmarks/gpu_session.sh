@@ -9,7 +9,7 @@
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
 # 1. In the background, one process per job of the plan (PLAN=main, the default,
-#    PLAN=pooling, PLAN=followup or PLAN=grid: see plan_* below), each with a training
+#    PLAN=pooling, followup, grid or position: see plan_* below), each with a training
 #    wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
@@ -163,12 +163,32 @@ plan_grid() {  # the rest of the 2 x 2 grid {4-mers, 6-mers} x {mean, max poolin
     --tasks prom_300_tata --tag nucmax_prom_300_tata
 }
 
+plan_position() {  # next GPU session: the position-embedding candidate on the large tasks at
+  # the k-mer size their dev split chose (docs/results.md, "k-mer size x pooling"), and the
+  # shipped defaults end to end (kmer_k="auto", position_embedding="auto": three networks
+  # sharing max_time) on the small tasks
+  local t
+  for t in prom_core_all prom_core_notata tf/1; do
+    job "gue_pos_k4_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=4 \
+      --set position_embedding=True --tasks "$t" --tag "pos_k4_${t//\//_}"
+  done
+  for t in tf/0 tf/2 mouse/0; do
+    job "gue_pos_k6_${t//\//_}" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 \
+      --set position_embedding=True --tasks "$t" --tag "pos_k6_${t//\//_}"
+  done
+  for t in prom_core_tata prom_300_tata mouse/2; do
+    job "gue_defaults_${t//\//_}" "${GEN[@]}" "${B128[@]}" --tasks "$t" \
+      --tag "defaults_${t//\//_}"
+  done
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
   followup) plan_followup ;;
   grid) plan_grid ;;
-  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid)" >&2; exit 2 ;;
+  position) plan_position ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session

@@ -430,6 +430,10 @@ def _fit_titans(
         "kmer_k_dev_loss": None if clf.kmer_k_scores_ is None else {
             str(k): _round(v) for k, v in clf.kmer_k_scores_.items()
         },
+        "position_embedding": clf.position_embedding_,
+        "position_dev_loss": None if clf.position_scores_ is None else {
+            str(k).lower(): _round(v) for k, v in clf.position_scores_.items()
+        },
         "n_parameters": int(sum(p.numel() for p in clf.model_.parameters())),
         "device": str(resolve_device(clf.accelerator, clf.devices)),
     }

@@ -50,7 +50,8 @@ TINY: dict = {
     "window": 16,
     "max_epochs": 2,
     "batch_size": 16,
-    "kmer_k": 4,  # one network per fit (the "auto" default trains two; tested on its own)
+    "kmer_k": 4,  # one network per fit (the "auto" defaults train three; tested on their own)
+    "position_embedding": False,
     "accelerator": "cpu",  # identical fits are promised on CPU only
     "random_state": 0,
 }
@@ -495,8 +496,11 @@ def test_auto_kmer_keeps_the_size_with_the_lower_validation_loss(motif_data, tmp
 
 def test_auto_kmer_needs_validation_data(motif_data):
     X, y = motif_data
-    with pytest.raises(ValueError, match="kmer_k='auto' / position_embedding='auto' choose"):
-        tiny(kmer_k="auto", early_stopping=False).fit(X, y)
+    with pytest.warns(UserWarning, match="kmer_k='auto' / position_embedding='auto' choose"):
+        plain = tiny(kmer_k="auto", position_embedding="auto", early_stopping=False).fit(X, y)
+    assert plain.kmer_k_ == CLASSIFIER_DEFAULTS.kmer_k_candidates[0]
+    assert not plain.position_embedding_ and plain.kmer_k_scores_ is None
+    assert plain.position_scores_ is None
     # with validation data it works without the internal split
     est = tiny(kmer_k="auto", early_stopping=False).fit(X[:48], y[:48],
                                                          validation_data=(X[48:], y[48:]))

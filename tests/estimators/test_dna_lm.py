@@ -95,6 +95,7 @@ def test_classifier_starts_from_pretrained_lm(lm, tmp_path):
     split, _ = make_planted_motif_dataset(48, length=(20, 30), motif_length=6, seed=1)
     clf = TitansSequenceClassifier(
         pretrained=str(folder), max_epochs=1, learning_rate=1e-12, early_stopping=False,
+        position_embedding=False,
         accelerator="cpu", random_state=0,
     ).fit(split.sequences, split.labels)
     assert clf.config_.backbone == lm.config_.backbone

@@ -106,6 +106,10 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     scores = {int(k): v for k, v in resolved["kmer_k_dev_loss"].items()}
     assert set(scores) == {4, 6} and resolved["kmer_k"] == min(scores, key=scores.get)
     assert resolved["d_model"] == 32 and resolved["window"] == 102 - resolved["kmer_k"]
+    # position_embedding="auto" (the default): the chosen size refitted with positions
+    pos = resolved["position_dev_loss"]
+    assert set(pos) == {"false", "true"} and pos["false"] == scores[resolved["kmer_k"]]
+    assert resolved["position_embedding"] == (pos["true"] < pos["false"])
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])
