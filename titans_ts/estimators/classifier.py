@@ -504,7 +504,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             return (fits[int(np.argmin(scores))] if compared else fits[0]), compared
 
         # 1. the k-mer size (without position embedding when that is to be chosen too)
-        first = [fit_one(spec, self.position_embedding is True) for spec in sizes]  # "auto": no
+        first = [fit_one(spec, self.position_embedding is True) for spec in sizes]
         chosen, k_compared = best(first)
         self.kmer_k_scores_ = (
             {int(f["tokenizer"].k): float(f["val_loss"]) for f in first} if k_compared else None
