@@ -279,16 +279,16 @@ class TitansBaseEstimator(BaseEstimator):
             yield seed, root
 
     def _make_fit_trainer(
-        self, root_dir: str, has_validation: bool, max_time: float | None | str = "estimator"
+        self, root_dir: str, has_validation: bool, max_time: float | None
     ) -> tuple[Any, Any, Any]:
         """Trainer for ``fit`` with the loss history and, with a validation split, the
         in-memory best-weights keeper and early stopping on ``val_loss`` (``patience``).
 
         Returns ``(trainer, history, best_or_None)``; uses the estimator's ``max_epochs``,
-        ``max_time`` (seconds; ``None``: no limit; the argument, when given, replaces it,
-        e.g. a share of it), ``patience`` and ``gradient_clip_val``. When ``max_time``
-        runs out mid-epoch, Lightning still runs that epoch's validation, so the best
-        weights include the partial epoch.
+        ``patience`` and ``gradient_clip_val``, and ``max_time`` (seconds; ``None``: no
+        limit; the estimator's, or a share of it when one fit trains several networks).
+        When ``max_time`` runs out mid-epoch, Lightning still runs that epoch's
+        validation, so the best weights include the partial epoch.
         """
         from titans_ts.training.lightning import BestWeights, LossHistory
 
@@ -305,7 +305,7 @@ class TitansBaseEstimator(BaseEstimator):
             ]
         trainer = self._make_trainer(
             max_epochs=self.max_epochs,
-            max_time=self.max_time if max_time == "estimator" else max_time,
+            max_time=max_time,
             root_dir=root_dir,
             callbacks=callbacks,
             gradient_clip_val=self.gradient_clip_val,

@@ -538,7 +538,7 @@ class TitansForecaster(TitansBaseEstimator):
                 max_val_windows=DEFAULTS.max_val_windows,
                 seed=seed,
             )
-            trainer, history, best = self._make_fit_trainer(root, has_val)
+            trainer, history, best = self._make_fit_trainer(root, has_val, self.max_time)
             self.linear_skip_alpha_ = self.linear_val_loss_ = None
             if config.linear_skip:
                 self.linear_skip_alpha_ = _init_linear_skip(model, train, val if has_val else None)
