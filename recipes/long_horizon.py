@@ -14,8 +14,11 @@ For each dataset and horizon ``H`` this
    its training windows are exactly the train-split windows and its early-stopping windows
    are the val-split windows (asserted below);
 3. fits the in-run baselines on the same splits: repeat-last-value and the last-value
-   centred ridge map of :mod:`titans_ts.baselines.linear` (ridge penalty chosen on val);
-4. scores all three with one harness, :func:`evaluate`, over **all** test windows (no
+   centred ridge map of :mod:`titans_ts.baselines.linear` (ridge penalty chosen on val),
+   and reports the estimator's own linear start (the same ridge map on windows with the
+   daily cycle removed, whether and how chosen on val: ``seasonality``) as a third
+   baseline, so the gain of the cycle and that of the Titans network are told apart;
+4. scores them all with one harness, :func:`evaluate`, over **all** test windows (no
    ``drop_last``; MSE/MAE on the standardised scale, float64 accumulation);
 5. writes ``<out>/<dataset>_results.csv``, ``<out>/<dataset>_results.md`` (per-horizon and
    average MSE/MAE beside the published numbers of DESIGN §5) and ``<out>/<dataset>_mse.png``.
@@ -54,6 +57,7 @@ from titans_ts.datasets.long_horizon import (
     WindowDataset,
     load_long_horizon,
 )
+from titans_ts.encoders.seasonal import season_slices
 from titans_ts.estimators import TitansForecaster
 from titans_ts.estimators._base import resolve_device
 from titans_ts.estimators.forecaster import DEFAULTS
@@ -94,8 +98,9 @@ PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
 
 TITANS = "Titans (this run)"
 RIDGE = "Ridge, last-value centred (this run)"
+CYCLE = "Ridge + seasonal cycle, Titans' linear start (this run)"
 LAST = "Repeat last value (this run)"
-_IN_RUN = (TITANS, RIDGE, LAST)
+_IN_RUN = (TITANS, RIDGE, CYCLE, LAST)
 
 #: Settings of ``--quick`` (smoke tests): a tiny network, one short epoch.
 QUICK = {
@@ -103,7 +108,9 @@ QUICK = {
     "epochs": 1, "max_train_windows": 64, "batch_size": 16,
 }
 
-Predictor = Callable[[torch.Tensor], Any]
+#: ``predict(x (B, L, C), first)``: ``first`` is the index (in the split) of the batch's
+#: first window, which fixes the time steps, hence the seasonal phase, of every window.
+Predictor = Callable[[torch.Tensor, int], Any]
 
 
 # --------------------------------------------------------------------------- hardware
@@ -115,7 +122,8 @@ Predictor = Callable[[torch.Tensor], Any]
 
 
 def evaluate(predict: Predictor, windows: WindowDataset, batch_size: int = 512) -> dict[str, Any]:
-    """MSE/MAE of ``predict(x (B, L, C)) -> (B, H, C)`` over **every** window of ``windows``.
+    """MSE/MAE of ``predict(x (B, L, C), first) -> (B, H, C)`` over **every** window of
+    ``windows`` (``first``: index of the batch's first window).
 
     The last batch may be short (no ``drop_last``) and sums are accumulated in float64, so
     the result does not depend on ``batch_size`` beyond float rounding.
@@ -129,40 +137,86 @@ def evaluate(predict: Predictor, windows: WindowDataset, batch_size: int = 512) 
     n = len(windows)
     for start in range(0, n, batch_size):
         x, y = windows.batch(start, start + batch_size)
-        acc.update(predict(x), y)
+        acc.update(predict(x, start), y)
     expected = n * windows.horizon * windows.n_channels
     if acc.count != expected:  # a guard for the "all windows" promise of the protocol
         raise RuntimeError(f"scored {acc.count} values, expected {expected}")
     return {**acc.compute(), "n_windows": n, "n_values": acc.count}
 
 
-def titans_predictor(est: TitansForecaster, device: torch.device | None = None) -> Predictor:
-    """``x (B, L, C) -> (B, H, C)`` on the protocol's scale through a fitted estimator.
+def titans_predictor(
+    est: TitansForecaster,
+    device: torch.device | None = None,
+    first_step: int = 0,
+    *,
+    linear_start: bool = False,
+) -> Predictor:
+    """``(x (B, L, C), first) -> (B, H, C)`` on the protocol's scale through a fitted
+    estimator.
 
     The estimator fitted its own per-series scaler on the (already standardised) train rows;
     inputs are mapped into that scale and forecasts back, as ``TitansForecaster.predict``
-    does, so nothing depends on it being the identity.
+    does, so nothing depends on it being the identity. ``first_step`` is the estimator's
+    time step (the frame's integer ``step``) of the split's row 0: window ``i`` starts at
+    step ``first_step + i``, which places the seasonal cycle. ``linear_start=True`` forecasts
+    with the closed-form linear start alone (``est.linear_start_``).
     """
     device = device or torch.device("cpu")
     model = est.model_.to(device).eval()
     mean = torch.as_tensor(np.asarray(est.scaler_mean_, dtype=np.float64))
     std = torch.as_tensor(np.asarray(est.scaler_std_, dtype=np.float64))
+    width = est.lookback_ + est.horizon_
+    profile = None
+    if est.seasonal_profile_ is not None:  # (units, P, C) -> (P, C) over the frame's columns
+        prof = est.seasonal_profile_
+        profile = prof[0] if est.channel_mixing else prof[:, :, 0].T
+    start_map = est.linear_start_
+    if linear_start and start_map is None:
+        raise ValueError("this estimator has no closed-form linear start (linear_skip=False)")
 
     @torch.no_grad()
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        z = ((x.to(torch.float64) - mean) / std).to(device=device, dtype=torch.float32)
-        point = model(z).point.to("cpu", torch.float64)
+    def predict(x: torch.Tensor, first: int) -> torch.Tensor:
+        z = (x.to(torch.float64) - mean) / std
+        season = None if profile is None else torch.as_tensor(
+            season_slices(profile, first_step + first + np.arange(len(x)), width)
+        )
+        if linear_start:
+            assert start_map is not None
+            s = None if season is None else season.double().numpy()
+            point = torch.as_tensor(start_map.predict(z.numpy(), s))
+        else:
+            point = model(
+                z.to(device=device, dtype=torch.float32),
+                None if season is None else season.to(device),
+            ).point.to("cpu", torch.float64)
         return point * std + mean
 
     return predict
 
 
+def steps_per_day(splits: LongHorizonSplits) -> int | None:
+    """Rows per day of the splits' time stamps (median spacing), ``None`` when the spacing
+    does not divide a day."""
+    times = splits.train_time
+    if len(times) < 2:
+        return None
+    step = pd.Series(times).diff().median()
+    day = pd.Timedelta(days=1)
+    if not isinstance(step, pd.Timedelta) or step <= pd.Timedelta(0) or day % step:
+        return None
+    return int(day // step)
+
+
 # --------------------------------------------------------------------------- Titans
 
 
-def _estimator_params(args: argparse.Namespace, horizon: int, n_channels: int) -> dict[str, Any]:
+def _estimator_params(
+    args: argparse.Namespace, horizon: int, n_channels: int, period: int | None = None
+) -> dict[str, Any]:
     """TitansForecaster keyword arguments; batch and epoch sizes are given in protocol
-    windows and converted to (window, channel) series in the channel-independent mode."""
+    windows and converted to (window, channel) series in the channel-independent mode.
+    ``period``: the seasonal period when ``--seasonal-period`` is not given (the estimator
+    sees integer steps, which carry no natural period)."""
     per_window = 1 if args.channel_mixing else n_channels
     params: dict[str, Any] = {
         "horizon": horizon,
@@ -180,6 +234,8 @@ def _estimator_params(args: argparse.Namespace, horizon: int, n_channels: int) -
         "dropout": args.dropout,
         "linear_skip": bool(args.linear_skip),
         "train_linear_skip": bool(args.train_linear_skip),
+        "seasonality": args.seasonality,
+        "seasonal_period": args.seasonal_period if args.seasonal_period else period,
         "max_epochs": args.epochs,
         "max_time": args.max_time,
         "batch_size": args.batch_size * per_window,
@@ -256,11 +312,13 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
         windows[horizon] = counts
         base = {"dataset": name, "horizon": horizon, "n_test_windows": counts[2]}
 
-        params = _estimator_params(args, horizon, splits.n_channels)
+        params = _estimator_params(args, horizon, splits.n_channels, steps_per_day(splits))
         est, fit_seconds = fit_titans(splits, params)
         estimators[horizon] = est
+        # the estimator's step 0 is the train split's first row
+        test_step = splits.borders["test"][0] - splits.borders["train"][0]
         started = time.perf_counter()
-        scores = evaluate(titans_predictor(est, device), test, args.eval_batch_size)
+        scores = evaluate(titans_predictor(est, device, test_step), test, args.eval_batch_size)
         epochs_run = len(est.history_)
         records.append({
             **base, "model": TITANS, **scores,
@@ -271,6 +329,11 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
             "best_val_loss": _best_val(est.history_, est.linear_val_loss_),
             "linear_val_loss": est.linear_val_loss_,
             "n_parameters": sum(p.numel() for p in est.model_.parameters()),
+            "seasonality": est.seasonality_,
+            "seasonal_period": est.seasonal_period_,
+            "seasonal_scores": json.dumps(
+                {k: round(v, 6) for k, v in est.seasonal_scores_.items()}
+            ),
         })
         _log(args, f"{name} H={horizon} Titans: mse {scores['mse']:.4f} mae "
              f"{scores['mae']:.4f} ({epochs_run} epochs, best {records[-1]['best_epoch']}, "
@@ -280,20 +343,38 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
         ridge = LastValueRidge(splits.lookback, horizon).fit(splits.train, splits.val)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        scores = evaluate(lambda x, m=ridge: m.predict(x.numpy()), test, args.eval_batch_size)
+        scores = evaluate(
+            lambda x, _first, m=ridge: m.predict(x.numpy()), test, args.eval_batch_size
+        )
         records.append({
             **base, "model": RIDGE, **scores, "fit_seconds": fit_seconds,
             "eval_seconds": time.perf_counter() - started, "alpha": ridge.alpha_,
         })
+        ridge_mse = scores["mse"]
+        if est.linear_start_ is not None:
+            started = time.perf_counter()
+            scores = evaluate(
+                titans_predictor(est, device, test_step, linear_start=True), test,
+                args.eval_batch_size,
+            )
+            records.append({
+                **base, "model": CYCLE, **scores, "fit_seconds": None,
+                "eval_seconds": time.perf_counter() - started,
+                "alpha": est.linear_start_.alpha, "seasonality": est.linear_start_.mode,
+                "seasonal_period": est.seasonal_period_,
+            })
+            _log(args, f"{name} H={horizon} ridge + cycle ({est.linear_start_.mode}): mse "
+                 f"{scores['mse']:.4f}")
         started = time.perf_counter()
         scores = evaluate(
-            lambda x, h=horizon: repeat_last_value(x.numpy(), h), test, args.eval_batch_size
+            lambda x, _first, h=horizon: repeat_last_value(x.numpy(), h), test,
+            args.eval_batch_size,
         )
         records.append({
             **base, "model": LAST, **scores, "fit_seconds": 0.0,
             "eval_seconds": time.perf_counter() - started,
         })
-        _log(args, f"{name} H={horizon} ridge: mse {records[-2]['mse']:.4f}; "
+        _log(args, f"{name} H={horizon} ridge: mse {ridge_mse:.4f}; "
              f"repeat-last: mse {records[-1]['mse']:.4f}")
     return {"dataset": name, "records": records, "estimators": estimators, "windows": windows}
 
@@ -381,6 +462,10 @@ def _report(
         f"{mem.depth if mem else '–'}, memory_chunk_size={mem.chunk_size if mem else '–'}, "
         f"patch_len={cfg.patch_len}, stride={cfg.stride}, channel_mixing={cfg.channel_mixing}, "
         f"linear_skip={cfg.linear_skip} (trained: {any_est.train_linear_skip}), "
+        f"seasonality={any_est.seasonality} (period {any_est.seasonal_period_}; chosen per "
+        "horizon: " + ", ".join(
+            f"{h}: {e.seasonality_}" for h, e in result["estimators"].items()
+        ) + "), "
         f"dropout={bb.dropout}, lr={any_est.learning_rate}, batch={args.batch_size} windows, "
         f"max_epochs={args.epochs}, patience={any_est.patience}, seed={args.seed}"
         + ("." if args.max_time is None else f", max_time={args.max_time:g} s per horizon."),
@@ -426,6 +511,20 @@ def _report(
             f"Titans' 4-horizon average MSE {t_mse:.4f} {verdict} the in-run ridge baseline "
             f"({r_mse:.4f})."
         )
+        if any(r["model"] == CYCLE for r in records):
+            c_mse, _ = _averages(records, CYCLE)
+            modes = ", ".join(
+                f"{r['horizon']}: {r['seasonality']}" for r in records if r["model"] == CYCLE
+            )
+            verdict = (
+                "ties" if abs(t_mse - c_mse) < 5e-4 else "beats" if t_mse < c_mse
+                else "does **not** beat"
+            )
+            lines.append(
+                f"Against its own linear start, the ridge map with the seasonal cycle removed "
+                f"(mode chosen on val per horizon: {modes}; average {c_mse:.4f}), it "
+                f"{verdict} it: that difference is the Titans network's contribution."
+            )
         for model, table in PUBLISHED.items():
             if dataset in table:
                 ref = table[dataset][0]
@@ -443,7 +542,8 @@ def _report(
 _CSV_FIELDS = [
     "dataset", "model", "horizon", "mse", "mae", "n_test_windows", "n_values", "fit_seconds",
     "eval_seconds", "epochs_run", "best_epoch", "best_val_loss", "n_parameters", "alpha",
-    "max_train_windows", "seed", "hardware", "command",
+    "seasonality", "seasonal_period", "seasonal_scores", "max_train_windows", "seed",
+    "hardware", "command",
 ]
 
 
@@ -480,10 +580,10 @@ def _plot(path: pathlib.Path, dataset: str, records: Sequence[dict[str, Any]],
     import matplotlib.pyplot as plt
 
     # repeat-last is far above the others (MSE ~1.3 on ETTh1): named in the title only
-    shown = (TITANS, RIDGE)
+    shown = tuple(m for m in (TITANS, RIDGE, CYCLE) if any(r["model"] == m for r in records))
     last_mse = _averages(records, LAST)[0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for model, marker in zip(shown, "os"):
+    for model, marker in zip(shown, "osd", strict=False):
         rows = sorted((r for r in records if r["model"] == model), key=lambda r: r["horizon"])
         left.plot([r["horizon"] for r in rows], [r["mse"] for r in rows], marker=marker,
                   label=model)
@@ -544,6 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-linear-skip", action=argparse.BooleanOptionalAction,
                    default=DEFAULTS.train_linear_skip,
                    help="let training move the ridge-initialised linear path")
+    p.add_argument("--seasonality", choices=["auto", "none", "fixed", "adaptive"],
+                   default=DEFAULTS.seasonality,
+                   help="seasonal cycle removal (TitansForecaster's seasonality)")
+    p.add_argument("--seasonal-period", type=int, default=None,
+                   help="cycle length in rows (default: one day of the data's spacing)")
     p.add_argument("--channel-mixing", action="store_true",
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")

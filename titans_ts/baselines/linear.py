@@ -8,6 +8,10 @@
   accumulated block by block, so memory is ``O(L² + L·H)`` whatever the number of windows.
   The ridge penalty is chosen on the validation windows from a small grid.
 
+:func:`fit_seasonal_ridge` fits the same map to windows with a seasonal cycle removed
+(:mod:`titans_ts.encoders.seasonal`) and chooses, on validation, whether and how to remove
+it; ``TitansForecaster`` starts its linear path there.
+
 The centred last input is identically zero, so it is dropped from the features: ``X`` has
 ``L - 1`` columns and ``alpha = 0`` is ordinary least squares. An unpenalised intercept per
 horizon step is fitted by default (RLinear's ``nn.Linear`` has a bias). The penalty is per
@@ -26,8 +30,10 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from titans_ts.metrics import RegressionAccumulator
@@ -36,11 +42,14 @@ __all__ = [
     "DEFAULT_ALPHAS",
     "LastValueRidge",
     "NormalEquations",
+    "SeasonalRidgeFit",
     "evaluate_forecaster",
     "fit_ridge_blocks",
+    "fit_seasonal_ridge",
     "iter_windows",
     "main",
     "repeat_last_value",
+    "residual_blocks",
     "run_long_horizon_baselines",
     "window_normal_equations",
 ]
@@ -273,6 +282,105 @@ class LastValueRidge:
         if x.ndim != 3 or x.shape[1] != self.lookback:
             raise ValueError(f"x must have shape (B, {self.lookback}, C), got {x.shape}")
         return _predict(x, self.coef_, self.intercept_)
+
+
+def residual_blocks(
+    blocks: Iterable[tuple[np.ndarray, ...]], mode: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Windows ``(x, y[, s])`` -> ``(x - g·q_x, y - g·q_y)`` float64 for a seasonal ``mode``
+    (:func:`titans_ts.encoders.seasonal.remove_cycle`); ``"none"`` passes ``(x, y)`` through.
+
+    A forecast of the residual plus ``g·q_y`` has the residual's error, so a validation MSE
+    on these blocks is the MSE of the re-seasonalised forecast.
+    """
+    from titans_ts.encoders.seasonal import remove_cycle
+
+    for x, y, *rest in blocks:
+        if mode == "none":
+            yield x, y
+            continue
+        if not rest:
+            raise ValueError(f"seasonal mode {mode!r} needs (x, y, season) blocks")
+        season = torch.from_numpy(np.asarray(rest[0], np.float64))
+        x_res, g = remove_cycle(torch.from_numpy(np.asarray(x, np.float64)), season, mode)
+        yield x_res.numpy(), y - (g * season[:, x.shape[1] :]).numpy()
+
+
+@dataclasses.dataclass
+class SeasonalRidgeFit:
+    """The ridge map on cycle-free windows chosen by :func:`fit_seasonal_ridge`.
+
+    Attributes:
+        mode: ``"none"``, ``"fixed"`` or ``"adaptive"`` (how the cycle is removed).
+        coef, intercept: ``(L-1, H)`` and ``(H,)`` of the residual map.
+        alpha: its ridge penalty.
+        val_mse: ``{mode: best validation MSE}`` over the modes tried (empty without
+            validation data).
+    """
+
+    mode: str
+    coef: np.ndarray
+    intercept: np.ndarray
+    alpha: float
+    val_mse: dict[str, float]
+
+    def predict(self, x: np.ndarray, season: np.ndarray | None = None) -> np.ndarray:
+        """Forecast ``(B, H, C)`` from ``x (B, L, C)`` and, unless ``mode == "none"``,
+        ``season (B, L + H, C)``."""
+        from titans_ts.encoders.seasonal import add_cycle, remove_cycle
+
+        x = np.asarray(x, dtype=np.float64)
+        if self.mode == "none":
+            return _predict(x, self.coef, self.intercept)
+        if season is None:
+            raise ValueError(f"a {self.mode!r} seasonal ridge map needs season (B, L + H, C)")
+        s = torch.from_numpy(np.asarray(season, np.float64))
+        x_res, g = remove_cycle(torch.from_numpy(x), s, self.mode)
+        residual = torch.from_numpy(_predict(x_res.numpy(), self.coef, self.intercept))
+        return add_cycle(residual, s, g).numpy()
+
+
+def fit_seasonal_ridge(
+    train: Any,
+    val: Any | None,
+    modes: Sequence[str] = ("none",),
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> SeasonalRidgeFit:
+    """Last-value ridge on windows with the seasonal cycle removed, for each of ``modes``;
+    keeps the mode (and penalty) with the lowest validation MSE.
+
+    Args:
+        train, val: window sets with ``iter_blocks()`` yielding ``(x, y)`` or, for modes
+            other than ``"none"``, ``(x, y, season)`` blocks
+            (:class:`titans_ts.training.data.SeriesWindows`). Without ``val`` only one mode
+            can be given and the penalty is ``1e-3``.
+        modes: seasonal modes to try (see :mod:`titans_ts.encoders.seasonal`).
+        alphas: per-row ridge penalties tried on validation.
+    """
+    modes = list(modes)
+    if not modes:
+        raise ValueError("modes must name at least one seasonal mode")
+    if val is None and len(modes) > 1:
+        raise ValueError(f"validation windows are needed to choose among modes {modes}")
+    fits: dict[str, tuple[np.ndarray, np.ndarray, float, dict[float, float]]] = {}
+    for mode in modes:
+        equations: NormalEquations | None = None
+        for x, y in residual_blocks(train.iter_blocks(), mode):
+            if equations is None:
+                equations = NormalEquations.zeros(x.shape[1], y.shape[1])
+            equations.add(x, y)
+        if equations is None:
+            raise ValueError("no training windows to fit the linear map on")
+        if val is None:
+            fits[mode] = fit_ridge_blocks(equations, None, (1e-3,))
+        else:
+            fits[mode] = fit_ridge_blocks(
+                equations, lambda m=mode: residual_blocks(val.iter_blocks(), m), alphas
+            )
+    scores = {m: min(f[3].values()) for m, f in fits.items() if f[3]}
+    best = min(scores, key=scores.__getitem__) if scores else modes[0]
+    coef, intercept, alpha, _ = fits[best]
+    return SeasonalRidgeFit(best, coef, intercept, alpha, scores)
 
 
 def _uncentre(centred: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -43,6 +43,13 @@ import pandas as pd
 import torch
 
 from titans_ts.backbone import VARIANTS
+from titans_ts.baselines.linear import DEFAULT_ALPHAS, SeasonalRidgeFit, fit_seasonal_ridge
+from titans_ts.encoders.seasonal import (
+    default_period,
+    fit_profile,
+    season_slices,
+    step_index,
+)
 from titans_ts.estimators._base import Interval, Options, TitansBaseEstimator
 from titans_ts.estimators._frames import (
     FrameMeta,
@@ -98,6 +105,7 @@ class ForecasterDefaults:
     dropout: float = 0.0
     linear_skip: bool = True
     train_linear_skip: bool = False
+    seasonality: str = "auto"
     max_epochs: int = 10
     batch_size: int = 64
     windows_per_epoch: int | None = 2048
@@ -114,26 +122,13 @@ class ForecasterDefaults:
 DEFAULTS = ForecasterDefaults()
 
 
-def _init_linear_skip(
-    model: TitansForecastModel, train: SeriesWindows, val: SeriesWindows | None
-) -> float:
-    """Fit the skip path in closed form: the last-value-centred ridge map over **all**
-    training windows, penalty chosen on all validation windows (one penalty without them).
-
-    Returns the chosen penalty.
-    """
-    from titans_ts.baselines.linear import DEFAULT_ALPHAS, NormalEquations, fit_ridge_blocks
-
-    cfg = model.config
-    equations = NormalEquations.zeros(cfg.lookback, cfg.horizon)
-    for x, y in train.iter_blocks():
-        equations.add(x, y)
-    if val is None:
-        coef, intercept, alpha, _ = fit_ridge_blocks(equations, None, (1e-3,))
-    else:
-        coef, intercept, alpha, _ = fit_ridge_blocks(equations, val.iter_blocks, DEFAULT_ALPHAS)
-    model.set_linear_skip(coef, intercept)
-    return alpha
+def _linear_start(
+    train: SeriesWindows, val: SeriesWindows | None, modes: tuple[str, ...]
+) -> SeasonalRidgeFit:
+    """The closed-form linear start: the last-value-centred ridge map over **all** training
+    windows for each seasonal mode in ``modes`` (penalty and mode chosen on all validation
+    windows; one penalty and the first mode without them)."""
+    return fit_seasonal_ridge(train, val, modes, DEFAULT_ALPHAS)
 
 
 @torch.no_grad()
@@ -142,8 +137,8 @@ def _mean_loss(model: TitansForecastModel, batches: Any) -> float:
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for x, y in batches:
-        total += float(model.loss(x, y)) * len(x)
+    for x, y, *season in batches:
+        total += float(model.loss(x, y, *season)) * len(x)
         count += len(x)
     model.train(was_training)
     return total / max(count, 1)
@@ -193,6 +188,17 @@ class TitansForecaster(TitansBaseEstimator):
             add noise. Measured evidence is mixed (docs/results.md): frozen was better on
             ETTm1 and ETTm2 (4-horizon averages) and on ETTh1 H=96/336, worse on ETTh1
             H=720 and the ETTh2 average, where any trained Titans correction hurt the test.
+        seasonality: how a seasonal cycle (the per-series mean of the standardised training
+            values at each phase of ``seasonal_period``) is taken out of every window and
+            put back on the forecast: ``"none"``; ``"fixed"``; ``"adaptive"`` (the cycle
+            scaled by its least-squares amplitude in the window's lookback); ``"auto"``
+            (default): whichever of the three gives the closed-form ridge map the lowest
+            validation MSE (``"none"`` when there is no validation data or no period). See
+            :mod:`titans_ts.encoders.seasonal`.
+        seasonal_period: cycle length in steps; ``None`` takes the natural one of the
+            frequency (a day for sub-daily data: 24 for ``"h"``; a week for daily data...;
+            none for integer time steps, so pass it there). When a series' training part is
+            shorter than two periods, ``"auto"`` uses no cycle and an explicit mode raises.
         max_epochs, batch_size, windows_per_epoch, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; ``windows_per_epoch=None`` uses every
             window each epoch).
@@ -215,7 +221,12 @@ class TitansForecaster(TitansBaseEstimator):
         history_ (per-epoch losses), best_epoch_ (``-1``: no epoch beat the closed-form
         linear start, whose weights were kept), n_train_windows_, n_val_windows_,
         linear_skip_alpha_ / linear_val_loss_ (ridge penalty and validation loss of the
-        linear start; ``None`` without ``linear_skip``), frame_meta_, last_values_ /
+        linear start; ``None`` without ``linear_skip``), seasonality_ (the mode used),
+        seasonal_period_, seasonal_profile_ (``(n_units, period, C)`` or ``None``; a unit
+        is a series, or all of them with channel mixing), seasonal_scores_ (``{mode:
+        validation MSE of the ridge map}`` of the modes tried), linear_start_ (the
+        closed-form map the linear path started from,
+        :class:`titans_ts.baselines.linear.SeasonalRidgeFit`, or ``None``), frame_meta_, last_values_ /
         last_times_ (the context ``predict()`` starts from), seed_.
     """
 
@@ -241,6 +252,8 @@ class TitansForecaster(TitansBaseEstimator):
         "revin": ["boolean"],
         "linear_skip": ["boolean"],
         "train_linear_skip": ["boolean"],
+        "seasonality": [Options(("auto", "none", "fixed", "adaptive"))],
+        "seasonal_period": [Interval(Integral, 2, None), None],
         "max_epochs": [Interval(Integral, 1, None)],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None)],
@@ -281,6 +294,8 @@ class TitansForecaster(TitansBaseEstimator):
         revin: bool = True,
         linear_skip: bool = DEFAULTS.linear_skip,
         train_linear_skip: bool = DEFAULTS.train_linear_skip,
+        seasonality: str = DEFAULTS.seasonality,
+        seasonal_period: int | None = None,
         max_epochs: int = DEFAULTS.max_epochs,
         max_time: float | None = None,
         batch_size: int = DEFAULTS.batch_size,
@@ -317,6 +332,8 @@ class TitansForecaster(TitansBaseEstimator):
         self.revin = revin
         self.linear_skip = linear_skip
         self.train_linear_skip = train_linear_skip
+        self.seasonality = seasonality
+        self.seasonal_period = seasonal_period
         self.max_epochs = max_epochs
         self.max_time = max_time
         self.batch_size = batch_size
@@ -445,6 +462,36 @@ class TitansForecaster(TitansBaseEstimator):
                 )
         return np.stack(table.values, axis=1)
 
+    def _seasonal_modes(
+        self, period: int | None, freq: str | int, train_lengths: list[int], has_val: bool
+    ) -> tuple[str, ...]:
+        """Seasonal modes to try in fit (one, or the three of ``"auto"``)."""
+        name = type(self).__name__
+        if self.seasonality == "none":
+            return ("none",)
+        explicit = self.seasonality != "auto"
+        if period is None:
+            if explicit:
+                raise ValueError(
+                    f"{name}: seasonality={self.seasonality!r} needs a cycle length, and "
+                    f"frequency {freq!r} has no natural one; pass "
+                    "seasonal_period= (steps per cycle, e.g. 24 for a daily cycle of hourly "
+                    "data)"
+                )
+            return ("none",)
+        if min(train_lengths) < 2 * period:
+            if explicit:
+                raise ValueError(
+                    f"{name}: seasonal_period={period} needs at least two cycles "
+                    f"({2 * period} steps) of training data per series, but the shortest "
+                    f"has {min(train_lengths)}; pass a shorter seasonal_period= or "
+                    "seasonality='none'"
+                )
+            return ("none",)
+        if explicit:
+            return (self.seasonality,)
+        return ("none", "fixed", "adaptive") if has_val else ("none",)
+
     # ------------------------------------------------------------------ fit
 
     def fit(self, df: Any, y: None = None) -> TitansForecaster:
@@ -491,9 +538,7 @@ class TitansForecaster(TitansBaseEstimator):
         train_ranges, val_ranges = split_window_ranges(
             [len(u) for u in units], lookback, horizon, unit_val
         )
-        train = SeriesWindows(units, lookback, horizon, train_ranges)
-        val = SeriesWindows(units, lookback, horizon, val_ranges)
-        has_val = len(val) > 0
+        has_val = any(last >= first for first, last in val_ranges)
         if self.early_stopping and not has_val:
             warnings.warn(
                 f"{type(self).__name__}: no series is long enough to hold out "
@@ -503,6 +548,36 @@ class TitansForecaster(TitansBaseEstimator):
                 UserWarning,
                 stacklevel=2,
             )
+        freq = table.meta.freq
+        first_steps = [int(step_index(t[:1], freq)[0]) for t in table.times]
+        unit_steps = first_steps[:1] if self.channel_mixing else first_steps
+        period = self.seasonal_period if self.seasonal_period is not None else (
+            default_period(freq)
+        )
+        modes = self._seasonal_modes(
+            period, freq, [len(u) - v for u, v in zip(units, unit_val, strict=True)], has_val
+        )
+        profiles = season = None
+        if modes != ("none",):
+            assert period is not None
+            profiles = np.stack([
+                fit_profile(u[: len(u) - v], s0, period)
+                for u, v, s0 in zip(units, unit_val, unit_steps, strict=True)
+            ])  # (U, P, C)
+            season = [
+                season_slices(p, [s0], len(u))[0]
+                for p, u, s0 in zip(profiles, units, unit_steps, strict=True)
+            ]
+        train = SeriesWindows(units, lookback, horizon, train_ranges, season=season)
+        val = SeriesWindows(units, lookback, horizon, val_ranges, season=season)
+        start = None
+        if (self.linear_skip and lookback >= 2) or len(modes) > 1:
+            start = _linear_start(train, val if has_val else None, modes)
+        mode = modes[0] if start is None else start.mode
+        if mode == "none" and season is not None:  # windows without the unused season
+            profiles = season = None
+            train = SeriesWindows(units, lookback, horizon, train_ranges)
+            val = SeriesWindows(units, lookback, horizon, val_ranges)
         n_tokens = (lookback + stride - patch_len) // stride + 1
         config = ForecastModelConfig(
             lookback=lookback,
@@ -515,6 +590,7 @@ class TitansForecaster(TitansBaseEstimator):
             quantiles=quantiles,
             head_dropout=float(self.dropout),
             linear_skip=bool(self.linear_skip) and lookback >= 2,
+            seasonality=mode,
             backbone=build_backbone_config(
                 variant=self.variant,
                 d_model=self.d_model,
@@ -541,7 +617,9 @@ class TitansForecaster(TitansBaseEstimator):
             trainer, history, best = self._make_fit_trainer(root, has_val, self.max_time)
             self.linear_skip_alpha_ = self.linear_val_loss_ = None
             if config.linear_skip:
-                self.linear_skip_alpha_ = _init_linear_skip(model, train, val if has_val else None)
+                assert start is not None
+                model.set_linear_skip(start.coef, start.intercept)
+                self.linear_skip_alpha_ = start.alpha
                 model.skip.requires_grad_(bool(self.train_linear_skip))
                 if best is not None:  # the linear forecast alone is the score to beat
                     self.linear_val_loss_ = _mean_loss(model, data.val_dataloader())
@@ -559,6 +637,11 @@ class TitansForecaster(TitansBaseEstimator):
         self.n_series_ = len(table.names)
         self.scaler_mean_ = mean
         self.scaler_std_ = std
+        self.seasonality_ = mode
+        self.seasonal_period_ = None if profiles is None else int(period)
+        self.seasonal_profile_ = profiles
+        self.seasonal_scores_ = {} if start is None else dict(start.val_mse)
+        self.linear_start_ = start
         self.history_ = history.records
         self.best_epoch_ = None if best is None else best.best_epoch
         self.n_train_windows_ = len(train)
@@ -570,13 +653,16 @@ class TitansForecaster(TitansBaseEstimator):
     # ------------------------------------------------------------------ forecasting core
 
     @torch.no_grad()
-    def _rollout(self, contexts: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _rollout(
+        self, contexts: np.ndarray, h: int, seasons: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Forecast ``h`` steps from scaled ``contexts (N, L, C)``.
 
-        Returns scaled ``point (N, h, C)`` and ``quantiles (N, h, C, Q)`` (or ``None``).
-        For ``h > horizon`` the point forecast is appended to the context and the network
-        is applied again (recursive rollout); later quantiles are conditioned on the
-        point path.
+        ``seasons (N, L + ceil(h / H)·H, C)``: the cycle profile from each context's first
+        step (models with a seasonal cycle). Returns scaled ``point (N, h, C)`` and
+        ``quantiles (N, h, C, Q)`` (or ``None``). For ``h > horizon`` the point forecast is
+        appended to the context and the network is applied again (recursive rollout);
+        later quantiles are conditioned on the point path.
         """
         model = self.model_
         device = self._device()
@@ -587,10 +673,14 @@ class TitansForecaster(TitansBaseEstimator):
         for start in range(0, len(contexts), size):
             ctx = torch.as_tensor(contexts[start : start + size], dtype=torch.float32,
                                   device=device)
+            season = None if seasons is None else torch.as_tensor(
+                seasons[start : start + size], dtype=torch.float32, device=device
+            )
             p_parts, q_parts = [], []
             done = 0
             while done < h:
-                out = model(ctx)
+                window = None if season is None else season[:, done : done + lookback + horizon]
+                out = model(ctx, window)
                 p_parts.append(out.point)
                 if out.quantiles is not None:
                     q_parts.append(out.quantiles)
@@ -604,14 +694,36 @@ class TitansForecaster(TitansBaseEstimator):
         quant = np.concatenate(quants).astype(np.float64) if quants else None
         return point, quant
 
-    def _unit_contexts(self, scaled: list[np.ndarray], ends: list[np.ndarray]) -> np.ndarray:
-        """Contexts ``(N, L, C)`` ending (exclusive) at ``ends[u]`` positions of each unit."""
+    def _unit_contexts(
+        self, table: SeriesTable, scaled: list[np.ndarray], ends: list[np.ndarray], h: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Contexts ``(N, L, C)`` ending (exclusive) at ``ends[u]`` positions of each unit of
+        ``table`` (scaled values ``scaled``), and their seasons for an ``h``-step rollout
+        (``None`` without a seasonal cycle)."""
         lookback = self.lookback_
         out = []
         for values, stops in zip(scaled, ends, strict=True):
             for stop in stops:
                 out.append(values[stop - lookback : stop])
-        return np.stack(out).astype(np.float32)
+        contexts = np.stack(out).astype(np.float32)
+        if self.seasonal_profile_ is None:
+            return contexts, None
+        index = {n: i for i, n in enumerate(self.series_names_)}
+        # absolute step of each series' first row (regular series: last step - (n - 1))
+        firsts = [
+            int(step_index(t[-1:], self.freq_)[0]) - (len(v) - 1)
+            for t, v in zip(table.times, table.values, strict=True)
+        ]
+        if self.channel_mixing:
+            profiles, firsts = [self.seasonal_profile_[0]], firsts[:1]
+        else:
+            profiles = [self.seasonal_profile_[index[n]] for n in table.names]
+        length = lookback + -(-h // self.horizon_) * self.horizon_
+        seasons = np.concatenate([
+            season_slices(p, first + np.asarray(stops) - lookback, length)
+            for p, first, stops in zip(profiles, firsts, ends, strict=True)
+        ])
+        return contexts, seasons
 
     def _scaled_units(self, table: SeriesTable) -> list[np.ndarray]:
         index = {n: i for i, n in enumerate(self.series_names_)}
@@ -684,8 +796,10 @@ class TitansForecaster(TitansBaseEstimator):
                     )
             last_times = [t[-1] for t in table.times]
         units = self._scaled_units(table)
-        contexts = self._unit_contexts(units, [np.array([len(u)]) for u in units])
-        point, quant = self._rollout(contexts, h)
+        contexts, seasons = self._unit_contexts(
+            table, units, [np.array([len(u)]) for u in units], h
+        )
+        point, quant = self._rollout(contexts, h, seasons)
         point = self._unscale(names, point)  # (K, h)
         quant = None if quant is None else self._unscale(names, quant)  # (K, h, Q)
         return self._forecast_frame(meta, names, last_times, point, quant, h)
@@ -762,8 +876,8 @@ class TitansForecaster(TitansBaseEstimator):
             np.array([len(u) - h - (n_windows - 1 - j) * step for j in range(n_windows)])
             for u in units
         ]
-        contexts = self._unit_contexts(units, ends)
-        point, quant = self._rollout(contexts, h)  # (U·W, h, C)
+        contexts, seasons = self._unit_contexts(table, units, ends, h)
+        point, quant = self._rollout(contexts, h, seasons)  # (U·W, h, C)
         actual = np.stack(
             [u[e : e + h] for u, stops in zip(units, ends, strict=True) for e in stops]
         )  # (U·W, h, C)
@@ -889,6 +1003,14 @@ class TitansForecaster(TitansBaseEstimator):
                 "best_epoch_": self.best_epoch_,
                 "linear_skip_alpha_": self.linear_skip_alpha_,
                 "linear_val_loss_": self.linear_val_loss_,
+                "seasonality_": self.seasonality_,
+                "seasonal_period_": self.seasonal_period_,
+                "seasonal_scores_": self.seasonal_scores_,
+                "linear_start_": None if self.linear_start_ is None else {
+                    "mode": self.linear_start_.mode,
+                    "alpha": self.linear_start_.alpha,
+                    "val_mse": self.linear_start_.val_mse,
+                },
                 "n_train_windows_": self.n_train_windows_,
                 "n_val_windows_": self.n_val_windows_,
                 "seed_": self.seed_,
@@ -912,6 +1034,13 @@ class TitansForecaster(TitansBaseEstimator):
             scaler_mean=self.scaler_mean_,
             scaler_std=self.scaler_std_,
             last_values=self.last_values_,
+            **({} if self.seasonal_profile_ is None else {
+                "seasonal_profile": self.seasonal_profile_
+            }),
+            **({} if self.linear_start_ is None else {
+                "linear_start_coef": self.linear_start_.coef,
+                "linear_start_intercept": self.linear_start_.intercept,
+            }),
         )
         return folder
 
@@ -957,6 +1086,17 @@ class TitansForecaster(TitansBaseEstimator):
         est.best_epoch_ = fitted["best_epoch_"]
         est.linear_skip_alpha_ = fitted.get("linear_skip_alpha_")
         est.linear_val_loss_ = fitted.get("linear_val_loss_")
+        est.seasonality_ = fitted.get("seasonality_", "none")
+        est.seasonal_period_ = fitted.get("seasonal_period_")
+        est.seasonal_scores_ = fitted.get("seasonal_scores_", {})
+        est.seasonal_profile_ = (
+            arrays["seasonal_profile"] if "seasonal_profile" in arrays.files else None
+        )
+        start = fitted.get("linear_start_")
+        est.linear_start_ = None if start is None else SeasonalRidgeFit(
+            start["mode"], arrays["linear_start_coef"], arrays["linear_start_intercept"],
+            start["alpha"], start["val_mse"],
+        )
         est.n_train_windows_ = fitted["n_train_windows_"]
         est.n_val_windows_ = fitted["n_val_windows_"]
         est.seed_ = fitted["seed_"]

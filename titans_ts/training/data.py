@@ -34,6 +34,9 @@ class SeriesWindows(Dataset):
             ``last < first`` means no window. Default: every full window,
             ``(0, T_k - L - H)``.
         stride: distance between consecutive window starts of a series.
+        season: optional per-series seasonal profile values, the same shapes as ``series``
+            (:mod:`titans_ts.encoders.seasonal`); items are then ``(x, y, s)`` with
+            ``s = season[k][s : s + L + H]`` ``(L + H, C)``.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class SeriesWindows(Dataset):
         horizon: int,
         starts: Sequence[tuple[int, int]] | None = None,
         stride: int = 1,
+        season: Sequence[np.ndarray | torch.Tensor] | None = None,
     ) -> None:
         for name, value in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -57,6 +61,15 @@ class SeriesWindows(Dataset):
                 "every series must be a (T, C) array with the same C, got shapes "
                 f"{sorted({tuple(s.shape) for s in self.series})}"
             )
+        self.season = None
+        if season is not None:
+            self.season = [torch.as_tensor(s, dtype=torch.float32) for s in season]
+            shapes = [tuple(s.shape) for s in self.series]
+            if [tuple(s.shape) for s in self.season] != shapes:
+                raise ValueError(
+                    f"season must match the series' shapes {shapes[:3]}..., got "
+                    f"{[tuple(s.shape) for s in self.season][:3]}..."
+                )
         width = self.lookback + self.horizon
         if starts is None:
             starts = [(0, s.shape[0] - width) for s in self.series]
@@ -92,27 +105,34 @@ class SeriesWindows(Dataset):
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return k, self.first[k] + (i - int(self.offsets[k])) * self.stride
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         k, s = self.locate(index)
         mid = s + self.lookback
         data = self.series[k]
-        return data[s:mid], data[mid : mid + self.horizon]
+        if self.season is None:
+            return data[s:mid], data[mid : mid + self.horizon]
+        return data[s:mid], data[mid : mid + self.horizon], self.season[k][s : mid + self.horizon]
 
-    def iter_blocks(self, block: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every window in order, as float64 blocks ``x (b, L, C)``, ``y (b, H, C)``,
-        ``b <= block`` (closed-form fits over all windows without materialising them)."""
+    def iter_blocks(self, block: int = 4096) -> Iterator[tuple[np.ndarray, ...]]:
+        """Every window in order, as float64 blocks ``x (b, L, C)``, ``y (b, H, C)`` (and
+        ``s (b, L + H, C)`` with a season), ``b <= block`` (closed-form fits over all
+        windows without materialising them)."""
         width = self.lookback + self.horizon
         for k, count in enumerate(self.counts):
             if count == 0:
                 continue
             first = self.first[k]
-            rows = self.series[k][first : first + (int(count) - 1) * self.stride + width]
-            view = sliding_window_view(rows.numpy(), width, axis=0)[:: self.stride]
-            for start in range(0, view.shape[0], block):
-                chunk = np.ascontiguousarray(
-                    view[start : start + block].transpose(0, 2, 1), np.float64
-                )
-                yield chunk[:, : self.lookback], chunk[:, self.lookback :]
+            stop = first + (int(count) - 1) * self.stride + width
+            views = [
+                sliding_window_view(src[k][first:stop].numpy(), width, axis=0)[:: self.stride]
+                for src in ([self.series] if self.season is None else [self.series, self.season])
+            ]
+            for start in range(0, views[0].shape[0], block):
+                chunks = [
+                    np.ascontiguousarray(v[start : start + block].transpose(0, 2, 1), np.float64)
+                    for v in views
+                ]
+                yield (chunks[0][:, : self.lookback], chunks[0][:, self.lookback :], *chunks[1:])
 
 
 def split_window_ranges(

@@ -4,7 +4,9 @@ A plain ``nn.Module`` (no Lightning here; :mod:`titans_ts.training.lightning` wr
 
 Shapes:
 
-* Input ``x``: ``(B, L, C)`` lookback windows (batch, time, channel).
+* Input ``x``: ``(B, L, C)`` lookback windows (batch, time, channel); with a seasonal cycle
+  (``seasonality`` not ``"none"``) also ``season (B, L + H, C)``, the series' cycle profile
+  over the window's steps (:mod:`titans_ts.encoders.seasonal`).
 * Output :class:`ForecastOutput`: ``point (B, H, C)`` and, with quantiles,
   ``quantiles (B, H, C, Q)``.
 
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from titans_ts.backbone import TitansBackbone, TitansConfig
+from titans_ts.encoders.seasonal import SEASONAL_MODES, add_cycle, remove_cycle
 from titans_ts.encoders.timeseries import (
     Patching,
     RevIN,
@@ -71,6 +74,9 @@ class ForecastModelConfig:
             set_linear_skip`) + the Titans path's output in RevIN units times the window's
             scale. The Titans head starts at zero, so an untrained network is exactly the
             linear forecast and training learns a correction to it.
+        seasonality: ``"none"``, or how a seasonal cycle is taken out of every window before
+            everything else and put back on the forecast (``"fixed"``, ``"adaptive"``; see
+            :mod:`titans_ts.encoders.seasonal`); the model then needs ``season`` inputs.
         backbone: the Titans backbone; its ``d_model`` is the token width ``d``.
     """
 
@@ -84,6 +90,7 @@ class ForecastModelConfig:
     quantiles: tuple[float, ...] | None = None
     head_dropout: float = 0.0
     linear_skip: bool = False
+    seasonality: str = "none"
     backbone: TitansConfig = field(default_factory=TitansConfig)
 
     def __post_init__(self) -> None:
@@ -102,6 +109,11 @@ class ForecastModelConfig:
             raise ValueError(
                 "linear_skip=True centres the lookback on its last value and needs lookback "
                 f">= 2, got {self.lookback}; use a longer lookback or linear_skip=False"
+            )
+        if self.seasonality not in SEASONAL_MODES:
+            raise ValueError(
+                f"ForecastModelConfig.seasonality={self.seasonality!r} is invalid: expected "
+                f"one of {SEASONAL_MODES}"
             )
         if self.quantiles is not None:
             object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
@@ -200,16 +212,27 @@ class TitansForecastModel(nn.Module):
         self.skip.bias.copy_(bias_t)
 
     def describe_inputs(self, batch_size: int = 1) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """Input contract: ``{"x": ((B, L, C), dtype)}``."""
+        """Input contract: ``{"x": ((B, L, C), dtype)}``, plus ``"season": ((B, L + H, C),
+        dtype)`` with a seasonal cycle."""
         dtype = next(self.parameters()).dtype
         cfg = self.config
-        return {"x": ((batch_size, cfg.lookback, cfg.n_channels), dtype)}
+        out = {"x": ((batch_size, cfg.lookback, cfg.n_channels), dtype)}
+        if cfg.seasonality != "none":
+            out["season"] = ((batch_size, cfg.lookback + cfg.horizon, cfg.n_channels), dtype)
+        return out
 
-    def _check_x(self, x: Tensor) -> None:
+    def _check_x(self, x: Tensor, season: Tensor | None) -> None:
         cfg = self.config
         if x.ndim != 3 or x.shape[1] != cfg.lookback:
             raise ValueError(
                 f"x must have shape (B, lookback={cfg.lookback}, C), got {tuple(x.shape)}"
+            )
+        want = (x.shape[0], cfg.lookback + cfg.horizon, x.shape[2])
+        if cfg.seasonality != "none" and (season is None or tuple(season.shape) != want):
+            got = None if season is None else tuple(season.shape)
+            raise ValueError(
+                f"this model removes a {cfg.seasonality!r} seasonal cycle and needs season of "
+                f"shape (B, L + H, C) = {want} (the cycle profile over the window), got {got}"
             )
         if cfg.channel_mixing and x.shape[2] != cfg.n_channels:
             raise ValueError(
@@ -225,10 +248,16 @@ class TitansForecastModel(nn.Module):
     def _denormalize(self, y: Tensor, stats: RevINStats | None) -> Tensor:
         return y if stats is None or self.revin is None else self.revin.denormalize(y, stats)
 
-    def forward(self, x: Tensor) -> ForecastOutput:
-        """Forecast ``H`` steps from ``x (B, L, C)``."""
-        self._check_x(x)
+    def forward(self, x: Tensor, season: Tensor | None = None) -> ForecastOutput:
+        """Forecast ``H`` steps from ``x (B, L, C)`` (and ``season (B, L + H, C)`` when the
+        model has a seasonal cycle; ignored otherwise)."""
+        self._check_x(x, season)
         batch, _, channels = x.shape
+        scale = None
+        if self.config.seasonality != "none":
+            assert season is not None
+            season = season.to(x.dtype)
+            x, scale = remove_cycle(x, season, self.config.seasonality)
         if self.config.channel_mixing:
             raw = x  # (B, L, C)
             z, stats = self._normalize(x)
@@ -259,17 +288,22 @@ class TitansForecastModel(nn.Module):
             if quant is not None:
                 q = quant.shape[-1]
                 quant = quant.squeeze(2).reshape(batch, channels, -1, q).transpose(1, 2)
+        if scale is not None:
+            assert season is not None
+            point = add_cycle(point, season, scale)
+            quant = None if quant is None else add_cycle(quant, season, scale)
         return ForecastOutput(point, quant)
 
-    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+    def loss(self, x: Tensor, y: Tensor, season: Tensor | None = None) -> Tensor:
         """Training loss on a batch: MSE of the point forecast, plus the mean pinball loss
         of the quantile head when there is one.
 
         Args:
             x: ``(B, L, C)`` inputs.
             y: ``(B, H, C)`` targets.
+            season: ``(B, L + H, C)`` cycle profile (models with a seasonal cycle only).
         """
-        out = self(x)
+        out = self(x, season)
         if out.point.shape != y.shape:
             raise ValueError(
                 f"target must have shape {tuple(out.point.shape)} (B, horizon, C), "
