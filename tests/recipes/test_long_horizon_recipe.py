@@ -63,7 +63,9 @@ def test_quick_run_writes_all_outputs(quick) -> None:
         assert (out / name).stat().st_size > 0, name
     rows = _rows(out)
     in_run = [r for r in rows if r["horizon"] == str(H)]
-    assert {r["model"] for r in in_run} == {recipe.TITANS, recipe.RIDGE, recipe.LAST}
+    assert {r["model"] for r in in_run} == {
+        recipe.TITANS, recipe.RIDGE, recipe.CYCLE, recipe.LAST
+    }
     for row in in_run:
         # every test window (no drop_last) of every channel and step was scored
         assert int(row["n_test_windows"]) == TEST_WINDOWS
@@ -88,7 +90,7 @@ def test_table_has_published_rows_and_run_facts(quick) -> None:
     for model, tail in expected.items():
         line = next(line for line in lines if line.startswith(f"| {model} |"))
         assert line.endswith(tail), line
-    for model in (recipe.TITANS, recipe.RIDGE, recipe.LAST):
+    for model in (recipe.TITANS, recipe.RIDGE, recipe.CYCLE, recipe.LAST):
         assert any(line.startswith(f"| {model} |") for line in lines), model
     assert "Hardware: CPU" in text or "Hardware: GPU" in text
     assert "Reduced budget" in text and "--quick smoke run" in text
@@ -122,9 +124,9 @@ def test_titans_metrics_do_not_depend_on_batch_size(quick, etth1: pathlib.Path) 
     predict = recipe.titans_predictor(est)
     sizes: list[int] = []
 
-    def counting(x: torch.Tensor) -> torch.Tensor:
+    def counting(x: torch.Tensor, first: int) -> torch.Tensor:
         sizes.append(x.shape[0])
-        return predict(x)
+        return predict(x, first)
 
     small = recipe.evaluate(counting, test, batch_size=1000)
     assert sizes == [1000, 1000, 785]  # the short last batch is scored too
@@ -137,7 +139,8 @@ def test_titans_metrics_do_not_depend_on_batch_size(quick, etth1: pathlib.Path) 
 
 
 class _RepeatLast(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> ForecastOutput:
+    def forward(self, x: torch.Tensor, season: torch.Tensor | None = None) -> ForecastOutput:
+        assert season is None  # no seasonal profile on the stand-in estimator
         return ForecastOutput(x[:, -1:, :].repeat(1, 3, 1), None)
 
 
@@ -145,14 +148,48 @@ def test_titans_predictor_maps_through_the_estimator_scaler() -> None:
     # a stand-in estimator whose scaler is far from the identity: the predictor must map
     # protocol-scale inputs into it and the forecasts back
     est = types.SimpleNamespace(
-        model_=_RepeatLast(), scaler_mean_=np.array([3.0, -1.0]), scaler_std_=np.array([2.0, 0.5])
+        model_=_RepeatLast(), scaler_mean_=np.array([3.0, -1.0]), scaler_std_=np.array([2.0, 0.5]),
+        lookback_=8, horizon_=3, seasonal_profile_=None, linear_start_=None,
+        channel_mixing=False,
     )
     x = torch.randn(4, 8, 2)
-    got = recipe.titans_predictor(est)(x)
+    got = recipe.titans_predictor(est)(x, 0)
     assert torch.allclose(got, x[:, -1:, :].double().repeat(1, 3, 1), atol=1e-6)
 
 
 def test_evaluate_rejects_bad_batch_size() -> None:
     windows = WindowDataset(np.zeros((20, 2), dtype=np.float32), 4, 3)
     with pytest.raises(ValueError, match="batch_size"):
-        recipe.evaluate(lambda x: x, windows, batch_size=0)
+        recipe.evaluate(lambda x, first: x, windows, batch_size=0)
+
+
+def test_cycle_baseline_is_the_estimators_linear_start(quick, etth1: pathlib.Path) -> None:
+    """The cycle-ridge row is the estimator's closed-form start, placed at the right phase:
+    an independent numpy computation (profile from the train split's rows by absolute row
+    index, per-window adaptive or fixed amplitude) gives the same test MSE."""
+    out, result = quick
+    est = result["estimators"][H]
+    row = next(r for r in _rows(out) if r["model"] == recipe.CYCLE and r["horizon"] == str(H))
+    mode, period = row["seasonality"], int(row["seasonal_period"])
+    assert period == 24 and mode == est.linear_start_.mode
+    splits = load_long_horizon("ETTh1", lookback=96, horizon=H, path=etth1)
+    mean, std = est.scaler_mean_, est.scaler_std_
+    train = (splits.train.astype(float) - mean) / std
+    phase = np.arange(len(train)) % period
+    profile = np.stack([train[phase == p].mean(axis=0) for p in range(period)])
+    test = (splits.test.astype(float) - mean) / std
+    q = profile[(splits.borders["test"][0] + np.arange(len(test))) % period]
+    w = sliding_window_view(np.concatenate([test, q], axis=1), 96 + H, axis=0)
+    w = w.transpose(0, 2, 1)  # (n, L + H, 2C)
+    x, y, qx, qy = w[:, :96, :C], w[:, 96:, :C], w[:, :96, C:], w[:, 96:, C:]
+    if mode == "adaptive":
+        xc, qc = x - x.mean(1, keepdims=True), qx - qx.mean(1, keepdims=True)
+        g = np.clip((xc * qc).sum(1, keepdims=True) / (qc * qc).sum(1, keepdims=True), 0, 1.5)
+    else:
+        g = np.ones((len(x), 1, C))
+    r = x - g * qx
+    feats = (r[:, :-1] - r[:, -1:]).transpose(0, 2, 1)  # (n, C, L - 1)
+    start = est.linear_start_
+    pred = (feats @ start.coef + start.intercept).transpose(0, 2, 1) + r[:, -1:] + g * qy
+    err = (pred - y) * std  # back to the protocol scale
+    assert float(row["mse"]) == pytest.approx(float(np.mean(err**2)), rel=1e-6)

@@ -57,18 +57,33 @@ def step_index(times: Any, freq: str | int) -> np.ndarray:
     """Absolute step number of each time stamp (``int64``), the phase origin of a cycle.
 
     Integer time stamps with integer step ``s``: ``t // s``. Datetimes with a fixed
-    frequency (``"h"``, ``"15min"``...): nanoseconds since 1970-01-01 divided by the step,
-    so the phase of a time of day is the same in every series. Calendar frequencies
-    (``"D"``, ``"W"``, ``"MS"``...): the pandas period ordinal.
+    frequency (``"h"``, ``"15min"``, ``"D"``...): nanoseconds since 1970-01-01 divided by
+    the step, so the phase of a time of day is the same in every series. Calendar
+    frequencies: weeks since 1970-01-01 (``"W-..."``), months, quarters or years since year
+    0 (``"MS"``, ``"QS"``...), business days (``"B"``); others raise a ``ValueError``.
     """
     if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
         return np.asarray(times, dtype=np.int64) // int(freq)
     index = pd.DatetimeIndex(times)
     offset = pd.tseries.frequencies.to_offset(freq)
-    nanos = getattr(offset, "nanos", None) if isinstance(offset, pd.offsets.Tick) else None
-    if nanos:
-        return index.asi8 // int(nanos)
-    return pd.PeriodIndex(index, freq=freq).asi8.astype(np.int64)
+    if isinstance(offset, pd.offsets.Tick):
+        return index.asi8 // int(offset.nanos)
+    name, n = offset.name, max(1, int(offset.n))
+    if name.startswith("W"):
+        steps = index.asi8 // (7 * _DAY_NS)
+    elif name in {"M", "MS", "ME", "BM", "BMS", "BME"}:
+        steps = index.year.to_numpy() * 12 + index.month.to_numpy() - 1
+    elif name.startswith(("Q", "BQ")):
+        steps = index.year.to_numpy() * 4 + (index.month.to_numpy() - 1) // 3
+    elif name.startswith(("Y", "A", "BY", "BA")):
+        steps = index.year.to_numpy()
+    elif name == "B":
+        steps = np.busday_count(np.datetime64("1970-01-01"), index.to_numpy().astype("M8[D]"))
+    else:
+        raise ValueError(
+            f"cannot place frequency {freq!r} on a seasonal cycle; pass seasonality='none'"
+        )
+    return np.asarray(steps, dtype=np.int64) // n
 
 
 def default_period(freq: str | int) -> int | None:

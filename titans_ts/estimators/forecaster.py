@@ -226,8 +226,8 @@ class TitansForecaster(TitansBaseEstimator):
         is a series, or all of them with channel mixing), seasonal_scores_ (``{mode:
         validation MSE of the ridge map}`` of the modes tried), linear_start_ (the
         closed-form map the linear path started from,
-        :class:`titans_ts.baselines.linear.SeasonalRidgeFit`, or ``None``), frame_meta_, last_values_ /
-        last_times_ (the context ``predict()`` starts from), seed_.
+        :class:`titans_ts.baselines.linear.SeasonalRidgeFit`, or ``None``), frame_meta_,
+        last_values_ / last_times_ (the context ``predict()`` starts from), seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -549,8 +549,6 @@ class TitansForecaster(TitansBaseEstimator):
                 stacklevel=2,
             )
         freq = table.meta.freq
-        first_steps = [int(step_index(t[:1], freq)[0]) for t in table.times]
-        unit_steps = first_steps[:1] if self.channel_mixing else first_steps
         period = self.seasonal_period if self.seasonal_period is not None else (
             default_period(freq)
         )
@@ -560,6 +558,8 @@ class TitansForecaster(TitansBaseEstimator):
         profiles = season = None
         if modes != ("none",):
             assert period is not None
+            first_steps = [int(step_index(t[:1], freq)[0]) for t in table.times]
+            unit_steps = first_steps[:1] if self.channel_mixing else first_steps
             profiles = np.stack([
                 fit_profile(u[: len(u) - v], s0, period)
                 for u, v, s0 in zip(units, unit_val, unit_steps, strict=True)
