@@ -523,7 +523,7 @@ def _report(
             lines.append(
                 f"Against its own linear start, the ridge map with the seasonal cycle removed "
                 f"(mode chosen on val per horizon: {modes}; average {c_mse:.4f}), it "
-                f"{verdict} it: that difference is the Titans network's contribution."
+                f"{verdict} it (the difference is what the Titans network adds to it)."
             )
         for model, table in PUBLISHED.items():
             if dataset in table:
