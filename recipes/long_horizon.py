@@ -194,19 +194,6 @@ def titans_predictor(
     return predict
 
 
-def steps_per_day(splits: LongHorizonSplits) -> int | None:
-    """Rows per day of the splits' time stamps (median spacing), ``None`` when the spacing
-    does not divide a day."""
-    times = splits.train_time
-    if len(times) < 2:
-        return None
-    step = pd.Series(times).diff().median()
-    day = pd.Timedelta(days=1)
-    if not isinstance(step, pd.Timedelta) or step <= pd.Timedelta(0) or day % step:
-        return None
-    return int(day // step)
-
-
 # --------------------------------------------------------------------------- Titans
 
 
@@ -312,7 +299,7 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
         windows[horizon] = counts
         base = {"dataset": name, "horizon": horizon, "n_test_windows": counts[2]}
 
-        params = _estimator_params(args, horizon, splits.n_channels, steps_per_day(splits))
+        params = _estimator_params(args, horizon, splits.n_channels, splits.steps_per_day())
         est, fit_seconds = fit_titans(splits, params)
         estimators[horizon] = est
         # the estimator's step 0 is the train split's first row

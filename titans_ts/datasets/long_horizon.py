@@ -336,6 +336,18 @@ class LongHorizonSplits:
         h = self.horizon if horizon is None else horizon
         return WindowDataset(self.array(split), self.lookback, h)
 
+    def steps_per_day(self) -> int | None:
+        """Rows per day (median spacing of the train time stamps); ``None`` when the spacing
+        does not divide a day. The natural seasonal period of sub-daily data."""
+        times = self.train_time
+        if len(times) < 2:
+            return None
+        step = pd.Series(times).diff().median()
+        day = pd.Timedelta(days=1)
+        if not isinstance(step, pd.Timedelta) or step <= pd.Timedelta(0) or day % step:
+            return None
+        return int(day // step)
+
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         """Map standardised values ``(..., C)`` back to original units (float64)."""
         values = np.asarray(values, dtype=np.float64)
