@@ -422,6 +422,14 @@ def markdown_table(
     return "\n".join(lines)
 
 
+def _verdict(mse: float, reference: float) -> str:
+    """"beats" / "ties" / "does not beat"; within half a unit of the printed precision is a
+    tie, not a win."""
+    if abs(mse - reference) < 5e-4:
+        return "ties"
+    return "beats" if mse < reference else "does **not** beat"
+
+
 def _report(
     args: argparse.Namespace, result: dict[str, Any], hardware: str, command: str,
     wall_seconds: float,
@@ -489,28 +497,20 @@ def _report(
     else:
         t_mse, _ = _averages(records, TITANS)
         r_mse, _ = _averages(records, RIDGE)
-        # within half a unit of the printed precision is a tie, not a win
-        verdict = (
-            "ties" if abs(t_mse - r_mse) < 5e-4 else "beats" if t_mse < r_mse
-            else "does **not** beat"
-        )
         lines.append(
-            f"Titans' 4-horizon average MSE {t_mse:.4f} {verdict} the in-run ridge baseline "
-            f"({r_mse:.4f})."
+            f"Titans' 4-horizon average MSE {t_mse:.4f} {_verdict(t_mse, r_mse)} the in-run "
+            f"ridge baseline ({r_mse:.4f})."
         )
         if any(r["model"] == CYCLE for r in records):
             c_mse, _ = _averages(records, CYCLE)
             modes = ", ".join(
                 f"{r['horizon']}: {r['seasonality']}" for r in records if r["model"] == CYCLE
             )
-            verdict = (
-                "ties" if abs(t_mse - c_mse) < 5e-4 else "beats" if t_mse < c_mse
-                else "does **not** beat"
-            )
             lines.append(
                 f"Against its own linear start, the ridge map with the seasonal cycle removed "
                 f"(mode chosen on val per horizon: {modes}; average {c_mse:.4f}), it "
-                f"{verdict} it (the difference is what the Titans network adds to it)."
+                f"{_verdict(t_mse, c_mse)} it (the difference is what the Titans network "
+                "adds to it)."
             )
         for model, table in PUBLISHED.items():
             if dataset in table:
