@@ -225,8 +225,9 @@ class TitansForecaster(TitansBaseEstimator):
         seasonal_period_, seasonal_profile_ (``(n_units, period, C)`` or ``None``; a unit
         is a series, or all of them with channel mixing), seasonal_scores_ (``{mode:
         validation MSE of the ridge map}`` of the modes tried), linear_start_ (the
-        closed-form map the linear path started from,
-        :class:`titans_ts.baselines.linear.SeasonalRidgeFit`, or ``None``), frame_meta_,
+        closed-form map the linear path started from, or with ``linear_skip=False`` the one
+        that chose the seasonality; :class:`titans_ts.baselines.linear.SeasonalRidgeFit`,
+        or ``None`` when neither was needed), frame_meta_,
         last_values_ / last_times_ (the context ``predict()`` starts from), seed_.
     """
 
