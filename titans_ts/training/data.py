@@ -35,8 +35,8 @@ class SeriesWindows(Dataset):
             ``(0, T_k - L - H)``.
         stride: distance between consecutive window starts of a series.
         season: optional per-series seasonal profile values, the same shapes as ``series``
-            (:mod:`titans_ts.encoders.seasonal`); items are then ``(x, y, s)`` with
-            ``s = season[k][s : s + L + H]`` ``(L + H, C)``.
+            (:mod:`titans_ts.encoders.seasonal`); items are then ``(x, y, q)`` with
+            ``q = season[k][s : s + L + H]`` ``(L + H, C)``, the profile over the window.
     """
 
     def __init__(
