@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from titans_ts.backbone import VARIANTS
-from titans_ts.baselines.linear import DEFAULT_ALPHAS, SeasonalRidgeFit, fit_seasonal_ridge
+from titans_ts.baselines.linear import SeasonalRidgeFit, fit_seasonal_ridge
 from titans_ts.encoders.seasonal import (
     default_period,
     fit_profile,
@@ -120,15 +120,6 @@ class ForecasterDefaults:
 
 #: Defaults of :class:`TitansForecaster` (see :class:`ForecasterDefaults`).
 DEFAULTS = ForecasterDefaults()
-
-
-def _linear_start(
-    train: SeriesWindows, val: SeriesWindows | None, modes: tuple[str, ...]
-) -> SeasonalRidgeFit:
-    """The closed-form linear start: the last-value-centred ridge map over **all** training
-    windows for each seasonal mode in ``modes`` (penalty and mode chosen on all validation
-    windows; one penalty and the first mode without them)."""
-    return fit_seasonal_ridge(train, val, modes, DEFAULT_ALPHAS)
 
 
 @torch.no_grad()
@@ -573,7 +564,9 @@ class TitansForecaster(TitansBaseEstimator):
         val = SeriesWindows(units, lookback, horizon, val_ranges, season=season)
         start = None
         if (self.linear_skip and lookback >= 2) or len(modes) > 1:
-            start = _linear_start(train, val if has_val else None, modes)
+            # the closed-form linear start: last-value-centred ridge over all training
+            # windows per seasonal mode; penalty and mode chosen on all validation windows
+            start = fit_seasonal_ridge(train, val if has_val else None, modes)
         mode = modes[0] if start is None else start.mode
         if mode == "none" and season is not None:  # windows without the unused season
             profiles = season = None
