@@ -275,6 +275,23 @@ def test_early_stopping_split_and_validation_data(motif_data):
     assert off.n_val_samples_ == 0 and off.history_[0]["val_loss"] is None
 
 
+def test_lr_decay_lowers_the_rate_after_each_epoch_without_improvement(motif_data):
+    X, y = motif_data
+    est = tiny(max_epochs=6, patience=6, validation_size=0.25, lr_decay=0.5,
+               learning_rate=0.2).fit(X, y)
+    lrs = [r["lr"] for r in est.history_]
+    vals = [r["val_loss"] for r in est.history_]
+    expected = [0.2]
+    for i in range(1, len(vals)):
+        improved = vals[i - 1] < min(vals[: i - 1], default=float("inf"))
+        expected.append(expected[-1] * (1.0 if improved else 0.5))
+    assert lrs == pytest.approx(expected)
+    assert min(lrs) < 0.2  # the large rate makes the validation loss stall at least once
+    no_val = tiny(max_epochs=2, early_stopping=False, lr_decay=0.5).fit(X, y)
+    constant = [CLASSIFIER_DEFAULTS.learning_rate] * 2  # no validation split: no decay
+    assert [r["lr"] for r in no_val.history_] == pytest.approx(constant)
+
+
 def test_max_time_stops_training_and_keeps_the_best_weights(motif_data):
     X, y = motif_data
     start = time.perf_counter()

@@ -143,6 +143,7 @@ class ClassifierDefaults:
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     gradient_clip_val: float | None = 1.0
+    lr_decay: float | None = None
     validation_size: float = 0.1
     patience: int = 3
     kmer_k: int | str = "auto"
@@ -245,6 +246,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
+        lr_decay: ``None`` (constant learning rate) or a factor in (0, 1) that multiplies
+            the learning rate after every epoch whose validation loss does not improve
+            (needs a validation split; ignored without one).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
             at the first batch past it, validates once more and keeps the best weights.
             Fits that stop on time are not reproducible run to run.
@@ -293,6 +297,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "gradient_clip_val": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
         "class_weight": [Options(("balanced",)), dict, None],
         "rc_augment": ["boolean"],
         "rc_average": ["boolean"],
@@ -330,6 +335,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         learning_rate: float = _D.learning_rate,
         weight_decay: float = _D.weight_decay,
         gradient_clip_val: float | None = _D.gradient_clip_val,
+        lr_decay: float | None = _D.lr_decay,
         class_weight: str | dict | None = None,
         rc_augment: bool = True,
         rc_average: bool = True,
@@ -363,6 +369,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.gradient_clip_val = gradient_clip_val
+        self.lr_decay = lr_decay
         self.class_weight = class_weight
         self.rc_augment = rc_augment
         self.rc_average = rc_average
@@ -602,7 +609,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             if pre is not None:
                 _init_from_pretrained(model, pre["state"])
             model.set_class_weight(weights)
-            module = LossModule(model, self.learning_rate, self.weight_decay)
+            module = LossModule(
+                model, self.learning_rate, self.weight_decay,
+                lr_decay=self.lr_decay if has_val else None,
+            )
             collate = SequenceCollate(tokenizer.pad_id, bool(self.rc_augment), seed)
             generator = torch.Generator().manual_seed(seed)
             train_loader = DataLoader(

@@ -25,15 +25,27 @@ class LossModule(pl.LightningModule):
         model: the network; ``model.loss(*batch)`` must return a scalar tensor.
         learning_rate: AdamW learning rate.
         weight_decay: AdamW weight decay.
+        lr_decay: ``None`` (constant learning rate) or a factor in (0, 1): multiply the
+            learning rate by it after every epoch whose ``val_loss`` does not improve on
+            the best so far (``ReduceLROnPlateau`` with patience 0); needs validation data.
     """
 
-    def __init__(self, model: nn.Module, learning_rate: float, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        learning_rate: float,
+        weight_decay: float = 0.0,
+        lr_decay: float | None = None,
+    ) -> None:
         super().__init__()
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"{type(model).__name__} has no loss(...) method")
+        if lr_decay is not None and not 0.0 < float(lr_decay) < 1.0:
+            raise ValueError(f"lr_decay must be None or in (0, 1), got {lr_decay!r}")
         self.model = model
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
+        self.lr_decay = None if lr_decay is None else float(lr_decay)
 
     def forward(self, *args: Any) -> Any:
         return self.model(*args)
@@ -48,9 +60,18 @@ class LossModule(pl.LightningModule):
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]  # frozen parts stay
-        return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        if self.lr_decay is None:
+            return optimizer
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.lr_decay, patience=0, threshold=0.0
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"},
+        }
 
 
 class BestWeights(pl.Callback):
@@ -92,7 +113,8 @@ class BestWeights(pl.Callback):
 
 
 class LossHistory(pl.Callback):
-    """Record ``{"epoch", "train_loss", "val_loss"}`` per finished training epoch."""
+    """Record ``{"epoch", "train_loss", "val_loss", "lr"}`` per finished training epoch
+    (``lr``: the first parameter group's learning rate used in that epoch)."""
 
     def __init__(self) -> None:
         self.records: list[dict[str, float | int | None]] = []
@@ -106,5 +128,8 @@ class LossHistory(pl.Callback):
                 "epoch": int(trainer.current_epoch),
                 "train_loss": None if train is None else float(train),
                 "val_loss": None if val is None else float(val),
+                "lr": float(trainer.optimizers[0].param_groups[0]["lr"])
+                if trainer.optimizers
+                else None,
             }
         )
