@@ -36,7 +36,7 @@ published ones, which train on the official train split.
 
 Outputs (``--out``, default ``results/genomics``): ``<tag>.csv`` (one row per model × task ×
 seed × fold, with hardware, exact command, resolved classifier parameters and the per-epoch
-``[epoch, train_loss, val_loss]`` history as JSON) and
+``[epoch, train_loss, val_loss, lr]`` history as JSON) and
 ``<tag>.md`` (the table, also printed to stdout), rewritten after every task. ``--tag``
 defaults to a name derived from the tasks, so several processes (e.g. one per task on one
 GPU) can write into the same folder; ``--report-from DIR`` then merges every per-run CSV in
@@ -373,6 +373,8 @@ def _epoch_progress(label: str, max_epochs: int) -> Any:
             for key in ("train_loss", "val_loss"):
                 if metrics.get(key) is not None:
                     parts.append(f"{key} {float(metrics[key]):.4f}")
+            if trainer.optimizers:
+                parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.3g}")
             parts.append(f"{time.perf_counter() - self.started:.0f} s")
             _progress(", ".join(parts))
 
@@ -455,7 +457,10 @@ def _fit_titans(
         "resolved": json.dumps(resolved, sort_keys=True),
         "history": json.dumps(
             [
-                [r["epoch"] + 1, _round(r.get("train_loss")), _round(r.get("val_loss"))]
+                [
+                    r["epoch"] + 1, _round(r.get("train_loss")), _round(r.get("val_loss")),
+                    r.get("lr"),
+                ]
                 for r in clf.history_
             ]
         ),
@@ -824,7 +829,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _min_dev_loss(row: dict[str, Any]) -> float | None:
     """The lowest validation loss of a Titans run's history (the restored weights' dev loss;
-    the ``history`` column holds ``[[epoch, train_loss, val_loss], ...]``)."""
+    the ``history`` column holds ``[[epoch, train_loss, val_loss, lr], ...]``)."""
     try:
         history = json.loads(row.get("history") or "[]")
     except (TypeError, json.JSONDecodeError):

@@ -110,9 +110,10 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     pos = resolved["position_dev_loss"]
     assert set(pos) == {"false", "true"} and pos["false"] == scores[resolved["kmer_k"]]
     assert resolved["position_embedding"] == (pos["true"] < pos["false"])
-    history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss], ...]
+    history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss, lr], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])
+    assert history[0][3] == pytest.approx(params["learning_rate"])  # one epoch: no decay yet
     assert rows[1]["C"] != ""
 
     text = md_path.read_text(encoding="utf-8")
