@@ -232,6 +232,7 @@ def _estimator_params(
         "learning_rate": args.lr,
         "weight_decay": args.weight_decay,
         "patience": args.patience,
+        "significance": args.significance,
         "accelerator": args.device,
         "random_state": args.seed,
         "verbose": bool(args.verbose),
@@ -321,10 +322,15 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
             "seasonal_scores": json.dumps(
                 {k: round(v, 6) for k, v in est.seasonal_scores_.items()}
             ),
+            "network_test": "" if est.network_test_ is None else json.dumps(est.network_test_),
         })
+        test_note = "" if est.network_test_ is None else (
+            f", val gain p {est.network_test_['p']:.3f}: "
+            + ("network kept" if est.network_test_["kept"] else "linear start kept")
+        )
         _log(args, f"{name} H={horizon} Titans: mse {scores['mse']:.4f} mae "
              f"{scores['mae']:.4f} ({epochs_run} epochs, best {records[-1]['best_epoch']}, "
-             f"fit {fit_seconds:.0f} s)")
+             f"fit {fit_seconds:.0f} s{test_note})")
 
         started = time.perf_counter()
         ridge = LastValueRidge(splits.lookback, horizon).fit(splits.train, splits.val)
@@ -529,7 +535,8 @@ def _report(
 _CSV_FIELDS = [
     "dataset", "model", "horizon", "mse", "mae", "n_test_windows", "n_values", "fit_seconds",
     "eval_seconds", "epochs_run", "best_epoch", "best_val_loss", "n_parameters", "alpha",
-    "seasonality", "seasonal_period", "seasonal_scores", "max_train_windows", "seed",
+    "seasonality", "seasonal_period", "seasonal_scores", "network_test", "max_train_windows",
+    "seed",
     "hardware", "command",
 ]
 
@@ -605,6 +612,19 @@ def _plot(path: pathlib.Path, dataset: str, records: Sequence[dict[str, Any]],
 # --------------------------------------------------------------------------- command line
 
 
+def _level_or_none(text: str) -> float | None:
+    """``--significance`` values: a level in (0, 1) or ``none``."""
+    if text.lower() == "none":
+        return None
+    try:
+        level = float(text)
+    except ValueError:
+        level = -1.0
+    if not 0.0 < level < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a level in (0, 1) or 'none', got {text!r}")
+    return level
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (defaults come from TitansForecaster's DEFAULTS)."""
     p = argparse.ArgumentParser(
@@ -640,6 +660,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience)
+    p.add_argument("--significance", type=_level_or_none, default=DEFAULTS.significance,
+                   help="keep the trained correction only if it beats the linear start on "
+                   "all val windows at this one-sided level (TitansForecaster's "
+                   "significance); 'none': whenever early stopping preferred it")
     p.add_argument("--max-time", type=float, default=None,
                    help="training wall-clock limit per horizon, seconds (the best weights "
                    "so far are kept; noted in the table)")

@@ -14,6 +14,7 @@ from sklearn.metrics import matthews_corrcoef, mean_absolute_error, mean_squared
 from titans_ts.metrics import (
     MCCAccumulator,
     RegressionAccumulator,
+    blocked_paired_test,
     confusion_matrix_update,
     mae,
     mcc,
@@ -116,3 +117,38 @@ def test_mcc_errors() -> None:
         mcc_compute(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="cannot merge"):
         MCCAccumulator(2).merge(MCCAccumulator(3))
+
+
+# --------------------------------------------------------------------------- paired test
+
+
+def test_blocked_paired_test_averages_within_blocks_then_tests_the_block_means() -> None:
+    from scipy import stats
+
+    base = np.array([3.0, 1.0, 4.0, 2.0, 5.0, 4.0])
+    new = np.array([1.0, 1.0, 2.0, 2.0, 1.0, 2.0])
+    blocks = np.array([7, 7, 2, 2, 9, 9])  # gains per block: 1, 1, 3 (labels unordered)
+    got = blocked_paired_test(base, new, blocks)
+    gains = np.array([1.0, 1.0, 3.0])
+    t = gains.mean() / (gains.std(ddof=1) / np.sqrt(3))
+    assert got.n_blocks == 3
+    assert got.mean_gain == pytest.approx(5 / 3)
+    assert got.t == pytest.approx(t)
+    assert got.p == pytest.approx(stats.t.sf(t, 2))
+    # the same items without blocking count six samples and look more certain
+    assert blocked_paired_test(base, new, np.arange(6)).p < got.p
+
+
+def test_blocked_paired_test_sign_and_degenerate_cases() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=200) ** 2
+    worse = blocked_paired_test(base, base + 0.5 + rng.normal(0, 0.01, 200), np.arange(200) // 10)
+    assert worse.t < 0 and worse.p > 0.99
+    same_gain = blocked_paired_test([2.0, 3.0], [1.0, 2.0], [0, 1])  # no spread
+    assert same_gain.t == np.inf and same_gain.p == 0.0
+    one_block = blocked_paired_test([2.0, 3.0], [1.0, 1.0], [0, 0])
+    assert one_block.n_blocks == 1 and one_block.p == 1.0  # nothing to test with
+    with pytest.raises(ValueError, match="same length"):
+        blocked_paired_test([1.0, 2.0], [1.0], [0, 1])
+    with pytest.raises(ValueError, match="at least one"):
+        blocked_paired_test([], [], [])

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BlockedPairedTest",
     "MCCAccumulator",
+    "blocked_paired_test",
     "RegressionAccumulator",
     "confusion_matrix_update",
     "mae",
@@ -236,3 +238,63 @@ class MCCAccumulator:
     def reset(self) -> None:
         """Forget all batches."""
         self.confusion = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- paired test
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockedPairedTest:
+    """Result of :func:`blocked_paired_test`.
+
+    Attributes:
+        mean_gain: mean of the per-block gains (``base - new``; positive: ``new`` is better).
+        t: t statistic of that mean (``inf``/``-inf`` when every block gains the same).
+        p: one-sided p-value of "``new`` is not better" (Student t, ``n_blocks - 1`` dof;
+            1.0 with fewer than two blocks).
+        n_blocks: number of blocks.
+    """
+
+    mean_gain: float
+    t: float
+    p: float
+    n_blocks: int
+
+
+def blocked_paired_test(base: Any, new: Any, blocks: Any) -> BlockedPairedTest:
+    """One-sided paired t-test that ``new`` errors are lower than ``base`` errors when
+    neighbouring errors are correlated (overlapping forecast windows).
+
+    The per-item gains ``base - new`` are averaged within each block (e.g. ``H``
+    consecutive windows, which share most of their targets), and the block means are
+    treated as independent samples.
+
+    Args:
+        base, new: per-item errors, 1-D, same length (e.g. per-window MSE of two models).
+        blocks: per-item block labels (any integers), same length.
+    """
+    b = np.asarray(base, dtype=np.float64).ravel()
+    n = np.asarray(new, dtype=np.float64).ravel()
+    ids = np.asarray(blocks).ravel()
+    if not (b.shape == n.shape == ids.shape):
+        raise ValueError(
+            f"base, new and blocks must have the same length, got {b.size}, {n.size}, "
+            f"{ids.size}"
+        )
+    if b.size == 0:
+        raise ValueError("blocked_paired_test needs at least one item")
+    _, inverse = np.unique(ids, return_inverse=True)
+    counts = np.bincount(inverse)
+    gains = np.bincount(inverse, weights=b - n) / counts
+    k = int(gains.size)
+    mean = float(gains.mean())
+    if k < 2:
+        return BlockedPairedTest(mean, float("nan"), 1.0, k)
+    sd = float(gains.std(ddof=1))
+    if sd == 0.0:
+        t = 0.0 if mean == 0.0 else float(np.copysign(np.inf, mean))
+    else:
+        t = mean / (sd / np.sqrt(k))
+    from scipy.stats import t as student_t
+
+    return BlockedPairedTest(mean, float(t), float(student_t.sf(t, k - 1)), k)

@@ -96,6 +96,68 @@ def test_training_that_only_hurts_keeps_the_linear_start(make_tiny, wide_df):
     assert est.model_.head.linear.weight.abs().max() == 0
 
 
+def test_significance_test_decides_between_the_trained_network_and_the_start(
+    make_tiny, wide_df
+):
+    """The same trained network (same seed) is kept or replaced by the linear start
+    depending only on the level; the recorded test is the blocked paired test of the
+    per-window validation errors."""
+    # 30 held-out steps: 25 windows per series, 4 blocks of about one horizon; 4 epochs
+    # at 3e-3 so that training beats the start on validation
+    setup = {"validation_size": 30, "max_epochs": 4, "learning_rate": 3e-3}
+    off = make_tiny(**setup).fit(wide_df)  # significance=None: tested, always kept
+    assert off.best_epoch_ >= 0 and off.network_test_["kept"]
+    strict = make_tiny(**setup, significance=1e-9).fit(wide_df)
+    loose = make_tiny(**setup, significance=0.999999).fit(wide_df)
+    assert strict.network_test_ is not None
+    assert loose.network_test_ == off.network_test_
+    assert {k: v for k, v in strict.network_test_.items() if k != "kept"} == {
+        k: v for k, v in loose.network_test_.items() if k != "kept"
+    }
+    p = strict.network_test_["p"]
+    assert 1e-9 < p < 0.999999
+    assert not strict.network_test_["kept"] and loose.network_test_["kept"]
+    assert strict.best_epoch_ == -1 and loose.best_epoch_ == off.best_epoch_
+    assert strict.model_.head.linear.weight.abs().max() == 0  # the closed-form start
+    np.testing.assert_array_equal(loose.predict()["x0"], off.predict()["x0"])
+    assert not np.array_equal(strict.predict()["x0"], off.predict()["x0"])
+    # the start's errors are those of the linear forecast on all validation windows
+    # (here fewer than max_val_windows, so the same windows as linear_val_loss_)
+    assert strict.network_test_["mse_start"] == pytest.approx(strict.linear_val_loss_)
+    assert strict.n_val_windows_ == 2 * (30 - strict.horizon_ + 1)
+
+
+def test_network_test_survives_save_and_load(make_tiny, wide_df, tmp_path):
+    from titans_ts.estimators import TitansForecaster
+
+    est = make_tiny(validation_size=30, max_epochs=4, learning_rate=3e-3,
+                    significance=1e-9).fit(wide_df)
+    loaded = TitansForecaster.load(est.save(tmp_path / "m"))
+    assert loaded.network_test_ == est.network_test_ and loaded.best_epoch_ == -1
+    np.testing.assert_array_equal(loaded.predict()["x0"], est.predict()["x0"])
+
+
+def test_significance_blocks_are_horizon_long_runs_of_each_series(make_tiny, wide_df,
+                                                                   monkeypatch):
+    from titans_ts.estimators import forecaster
+
+    seen = {}
+    real = forecaster.blocked_paired_test
+
+    def spy(base, new, blocks):
+        seen.update(base=base, new=new, blocks=blocks)
+        return real(base, new, blocks)
+
+    monkeypatch.setattr(forecaster, "blocked_paired_test", spy)
+    est = make_tiny(significance=0.5, validation_size=30, max_epochs=4,
+                    learning_rate=3e-3).fit(wide_df)
+    # 2 series x (30 - 6 + 1) = 25 windows each, cut into 25 // 6 = 4 runs of 6-7
+    assert len(seen["base"]) == len(seen["new"]) == est.n_val_windows_ == 50
+    np.testing.assert_array_equal(seen["blocks"], np.tile(np.arange(25) * 4 // 25, 2))
+    assert est.network_test_["n_blocks"] == 4
+    assert est.network_test_["mse_network"] == pytest.approx(np.mean(seen["new"]))
+
+
 def test_linear_skip_off_builds_no_skip(make_tiny, wide_df):
     est = make_tiny(linear_skip=False, max_epochs=1).fit(wide_df)
     assert est.model_.skip is None and est.linear_skip_alpha_ is None
