@@ -233,6 +233,7 @@ def _estimator_params(
         "weight_decay": args.weight_decay,
         "patience": args.patience,
         "significance": args.significance,
+        "min_train_horizons": args.min_train_horizons,
         "accelerator": args.device,
         "random_state": args.seed,
         "verbose": bool(args.verbose),
@@ -323,8 +324,10 @@ def run_dataset(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
                 {k: round(v, 6) for k, v in est.seasonal_scores_.items()}
             ),
             "network_test": "" if est.network_test_ is None else json.dumps(est.network_test_),
+            "network_trained": est.network_trained_,
         })
-        test_note = "" if est.network_test_ is None else (
+        test_note = "" if est.network_trained_ else ", not trained: min_train_horizons"
+        test_note += "" if est.network_test_ is None else (
             f", val gain p {est.network_test_['p']:.3f}: "
             + ("network kept" if est.network_test_["kept"] else "linear start kept")
         )
@@ -535,7 +538,8 @@ def _report(
 _CSV_FIELDS = [
     "dataset", "model", "horizon", "mse", "mae", "n_test_windows", "n_values", "fit_seconds",
     "eval_seconds", "epochs_run", "best_epoch", "best_val_loss", "n_parameters", "alpha",
-    "seasonality", "seasonal_period", "seasonal_scores", "network_test", "max_train_windows",
+    "seasonality", "seasonal_period", "seasonal_scores", "network_trained", "network_test",
+    "max_train_windows",
     "seed",
     "hardware", "command",
 ]
@@ -660,6 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mix channels per token instead of channel independence")
     p.add_argument("--epochs", type=int, default=DEFAULTS.max_epochs, help="max epochs")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience)
+    p.add_argument("--min-train-horizons", type=int, default=DEFAULTS.min_train_horizons,
+                   help="train the Titans correction only when the train split spans at "
+                   "least this many horizons, else ship its linear start "
+                   "(TitansForecaster's min_train_horizons; 0: always train)")
     p.add_argument("--significance", type=_level_or_none, default=DEFAULTS.significance,
                    help="keep the trained correction only if it beats the linear start on "
                    "all val windows at this one-sided level (TitansForecaster's "

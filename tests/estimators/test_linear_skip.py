@@ -176,3 +176,22 @@ def test_linear_skip_is_frozen_unless_asked(make_tiny, wide_df):
     torch.testing.assert_close(frozen.model_.skip.weight, closed_form, rtol=0, atol=0)
     assert frozen.model_.head.linear.weight.abs().max() > 0  # the Titans path did learn
     assert (trained.model_.skip.weight - closed_form).abs().max() > 1e-4
+
+
+def test_min_train_horizons_ships_the_untrained_linear_start_on_short_series(
+    make_tiny, wide_df
+):
+    # TINY: 160 rows, 12 held out -> 148 training steps = 24.7 horizons of 6
+    with pytest.warns(UserWarning, match="24.7 horizons of 6 steps, fewer than "
+                      "min_train_horizons=25"):
+        short = make_tiny(min_train_horizons=25).fit(wide_df)
+    assert not short.network_trained_ and short.best_epoch_ == -1
+    assert short.history_ == [] and short.network_test_ is None
+    assert short.model_.head.linear.weight.abs().max() == 0  # the closed-form start
+    trained = make_tiny(min_train_horizons=24).fit(wide_df)  # 24 * 6 = 144 <= 148
+    assert trained.network_trained_ and len(trained.history_) >= 1
+    # the same closed-form start underneath: equal before training, so equal validation
+    assert short.linear_val_loss_ == trained.linear_val_loss_
+    # without the linear path there is nothing else to ship: the network trains
+    alone = make_tiny(min_train_horizons=1000, linear_skip=False, max_epochs=1).fit(wide_df)
+    assert alone.network_trained_ and len(alone.history_) == 1
