@@ -495,6 +495,15 @@ def _report(
             for r in records if r["model"] == TITANS
         ) + "."
     )
+    untrained = [r["horizon"] for r in records
+                 if r["model"] == TITANS and r.get("network_trained") is False]
+    if untrained:
+        lines.append(
+            f"- **Titans correction not trained at H = {', '.join(map(str, untrained))}**: "
+            f"the train split spans fewer than {args.min_train_horizons} horizons "
+            "(`min_train_horizons`), so the estimator ships its closed-form linear start "
+            "(the ridge + cycle row) there."
+        )
     if args.quick:
         lines.append("- **--quick smoke run**: tiny network, one short epoch; not a result.")
     lines += ["", markdown_table(dataset, records, horizons), ""]

@@ -77,6 +77,22 @@ def test_quick_run_writes_all_outputs(quick) -> None:
     assert int(titans["epochs_run"]) == 1
 
 
+def test_untrained_correction_is_the_linear_start_and_is_said_so(etth1, tmp_path) -> None:
+    # ETTh1's 8,640 training hours are 90 horizons of 96: ask for more to skip training
+    argv = ["--dataset", "ETTh1", "--horizons", str(H), "--quick", "--quiet", "--no-plot",
+            "--data-path", str(etth1), "--out", str(tmp_path), "--eval-batch-size", "1000",
+            "--min-train-horizons", "91"]
+    with pytest.warns(UserWarning, match="90.0 horizons of 96 steps"):
+        recipe.main(argv)
+    rows = [r for r in _rows(tmp_path) if r["horizon"] == str(H)]
+    titans = next(r for r in rows if r["model"] == recipe.TITANS)
+    cycle = next(r for r in rows if r["model"] == recipe.CYCLE)
+    assert titans["network_trained"] == "False" and titans["epochs_run"] == "0"
+    assert float(titans["mse"]) == pytest.approx(float(cycle["mse"]), rel=1e-6)
+    text = (tmp_path / "ETTh1_results.md").read_text(encoding="utf-8")
+    assert "Titans correction not trained at H = 96" in text
+
+
 def test_table_has_published_rows_and_run_facts(quick) -> None:
     out, _ = quick
     text = (out / "ETTh1_results.md").read_text(encoding="utf-8")
