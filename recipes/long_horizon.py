@@ -548,8 +548,7 @@ _CSV_FIELDS = [
     "dataset", "model", "horizon", "mse", "mae", "n_test_windows", "n_values", "fit_seconds",
     "eval_seconds", "epochs_run", "best_epoch", "best_val_loss", "n_parameters", "alpha",
     "seasonality", "seasonal_period", "seasonal_scores", "network_trained", "network_test",
-    "max_train_windows",
-    "seed",
+    "max_train_windows", "seed",
     "hardware", "command",
 ]
 
