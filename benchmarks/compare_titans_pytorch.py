@@ -325,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", default=",".join(PHASES), help="comma list of " + ",".join(PHASES))
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--rounds", type=int, default=1,
+        help="run each (ours, port) pair this many times back to back; the tables show the "
+        "median over rounds and the median of the per-round ratios (robust on a noisy machine)",
+    )
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--head-dim", type=int, default=64)
@@ -363,51 +368,64 @@ def main(argv: list[str] | None = None) -> int:
         for impl in impls:
             row[impl] = {}
         for phase in phases:
-            for impl in impls:  # alternate sides so that background load hits both alike
-                spec = {
-                    "impl": impl,
-                    "phase": phase,
-                    "seq_len": seq_len,
-                    "batch": batch,
-                    "d_model": args.d_model,
-                    "heads": args.heads,
-                    "head_dim": args.head_dim,
-                    "depth": args.depth,
-                    "hidden_mult": args.hidden_mult,
-                    "chunk_size": args.chunk_size,
-                    "executor": args.executor,
-                    "warmup": args.warmup,
-                    "repeats": args.repeats,
-                    "threads": args.threads,
-                }
-                res = _run_one(python_of[impl], spec, args.timeout)
-                side = row[impl]
-                if "error" in res:
-                    side[f"{phase}_error"] = res["error"]
-                    print(f"[{impl} T={seq_len} B={batch} {phase}] {res['error']}", file=sys.stderr)
-                    continue
-                side[f"{phase}_tokens_per_s"] = res["tokens_per_s"]
-                side[f"{phase}_best_tokens_per_s"] = res["best_tokens_per_s"]
-                side[f"{phase}_times_s"] = res["times_s"]
-                side[f"{phase}_peak_rss_mb"] = res["peak_rss_mb"]
-                side[f"{phase}_rss_growth_mb"] = res["peak_rss_mb"] - res["rss_setup_mb"]
-                side[f"{phase}_out_finite"] = res["out_finite"]
-                side[f"{phase}_other_busy_cores"] = res["other_busy_cores"]
-                side[f"{phase}_own_cpu_cores"] = res["own_cpu_cores"]
-                side[f"{phase}_own_sys_cores"] = res["own_sys_cores"]
-                for key in ("torch", "threads", "n_params", "params_with_grad", "params_total"):
-                    if key in res:
-                        side[key] = res[key]
-                print(
-                    f"[{impl} T={seq_len} B={batch} {phase}] {res['tokens_per_s']:,.0f} tok/s"
-                    f"  peak {res['peak_rss_mb']:,.0f} MB  ({res['process_wall_s']:.0f} s,"
-                    f" others busy {_fmt(res['other_busy_cores'], '.2f')} cores)",
-                    file=sys.stderr,
-                )
+            per_round: dict[str, list[float]] = {impl: [] for impl in impls}
+            for _round in range(args.rounds):
+                for impl in impls:  # alternate sides so that background load hits both alike
+                    spec = {
+                        "impl": impl,
+                        "phase": phase,
+                        "seq_len": seq_len,
+                        "batch": batch,
+                        "d_model": args.d_model,
+                        "heads": args.heads,
+                        "head_dim": args.head_dim,
+                        "depth": args.depth,
+                        "hidden_mult": args.hidden_mult,
+                        "chunk_size": args.chunk_size,
+                        "executor": args.executor,
+                        "warmup": args.warmup,
+                        "repeats": args.repeats,
+                        "threads": args.threads,
+                    }
+                    res = _run_one(python_of[impl], spec, args.timeout)
+                    side = row[impl]
+                    if "error" in res:
+                        side[f"{phase}_error"] = res["error"]
+                        tag = f"[{impl} T={seq_len} B={batch} {phase}]"
+                        print(f"{tag} {res['error']}", file=sys.stderr)
+                        continue
+                    per_round[impl].append(res["tokens_per_s"])
+                    side[f"{phase}_round_tokens_per_s"] = list(per_round[impl])
+                    side[f"{phase}_tokens_per_s"] = statistics.median(per_round[impl])
+                    side[f"{phase}_best_tokens_per_s"] = res["best_tokens_per_s"]
+                    side[f"{phase}_times_s"] = res["times_s"]
+                    side[f"{phase}_peak_rss_mb"] = res["peak_rss_mb"]
+                    side[f"{phase}_rss_growth_mb"] = res["peak_rss_mb"] - res["rss_setup_mb"]
+                    side[f"{phase}_out_finite"] = res["out_finite"]
+                    side[f"{phase}_other_busy_cores"] = res["other_busy_cores"]
+                    side[f"{phase}_own_cpu_cores"] = res["own_cpu_cores"]
+                    side[f"{phase}_own_sys_cores"] = res["own_sys_cores"]
+                    for key in ("torch", "threads", "n_params", "params_with_grad", "params_total"):
+                        if key in res:
+                            side[key] = res[key]
+                    print(
+                        f"[{impl} T={seq_len} B={batch} {phase}] {res['tokens_per_s']:,.0f} tok/s"
+                        f"  peak {res['peak_rss_mb']:,.0f} MB  ({res['process_wall_s']:.0f} s,"
+                        f" others busy {_fmt(res['other_busy_cores'], '.2f')} cores)",
+                        file=sys.stderr,
+                    )
         if "ours" in row and "port" in row:
             for phase in PHASES:
                 key = f"{phase}_tokens_per_s"
                 row[f"{phase}_speedup"] = _ratio(row["ours"].get(key), row["port"].get(key))
+                pairs = zip(
+                    row["ours"].get(f"{phase}_round_tokens_per_s", []),
+                    row["port"].get(f"{phase}_round_tokens_per_s", []),
+                )
+                ratios = [a / b for a, b in pairs if b]
+                if ratios:  # each round's ours/port, measured back to back
+                    row[f"{phase}_round_speedups"] = ratios
+                    row[f"{phase}_paired_speedup"] = statistics.median(ratios)
             for phase in ("fwd", "fwdbwd"):
                 for what in ("peak_rss_mb", "rss_growth_mb"):
                     key = f"{phase}_{what}"
@@ -472,6 +490,14 @@ def _print_table(rows: list[dict], impls: list[str], phases: list[str]) -> None:
                 r = _ratio(row["ours"].get(key), row["port"].get(key))
                 text += f"{_fmt(r, '.2f'):>11}"
             print(text)
+        for phase in phases:
+            ratios = row.get(f"{phase}_round_speedups")
+            if ratios and len(ratios) > 1:
+                each = ", ".join(f"{r:.2f}" for r in ratios)
+                print(
+                    f"{row['seq_len']:>6} {row['batch']:>2}  {names[phase]} ours/port per round:"
+                    f" {each}; median {row[f'{phase}_paired_speedup']:.2f}"
+                )
         loads = [
             max(
                 (v for k, v in row[i].items() if k.endswith("_other_busy_cores") and v is not None),
