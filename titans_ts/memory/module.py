@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import causal_depthwise_conv
-from .pointwise import rms_norm_gate, silu_heads
 from .reference import memory_model
 from .run import run_memory, select_executor
 from .spec import MemoryConfig, MemoryRunState
@@ -115,10 +114,16 @@ class NeuralMemory(nn.Module):
         weight = self.conv_weight[channels, 0].to(u.dtype)  # (C, K)
         return causal_depthwise_conv(u, weight, self.conv_bias[channels].to(u.dtype), cache)
 
+    def _heads(self, u: Tensor) -> Tensor:
+        B, T, _ = u.shape
+        return u.reshape(B, T, self.config.n_heads, self.config.dim_head).transpose(1, 2)
+
     def _output(self, y: Tensor, x: Tensor) -> Tensor:
         """y: (B, H, T, d) memory read; x: (B, T, d_model) the layer input."""
-        gated = rms_norm_gate(y, self.norm_weight.to(y.dtype), self.to_gate(x), eps=1e-6)
-        return self.to_out(gated)
+        B, H, T, d = y.shape
+        y = F.rms_norm(y, (d,), weight=self.norm_weight.to(y.dtype), eps=1e-6)
+        y = y.transpose(1, 2).reshape(B, T, H * d)
+        return self.to_out(y * F.silu(self.to_gate(x)))
 
     def _initial_run_state(self, batch: int, dtype: torch.dtype) -> MemoryRunState:
         ws = [w.to(dtype).unsqueeze(0).expand(batch, *w.shape) for w in self.memory_weights]
@@ -165,11 +170,14 @@ class NeuralMemory(nn.Module):
         self._check_input(x, state)
         c = self.config
         H = c.n_heads
+        inner = H * c.dim_head
         qkv, conv_cache = self._conv(
             self.to_qkv(x), None if state is None else state.conv_cache, slice(None)
         )
-        # (3, B, H, T, d) head-major: the executors read q, k, v without a copy
-        q, k, v = silu_heads(qkv, H, c.dim_head, n_norm=2).unbind(0)
+        qkv = F.silu(qkv)
+        q, k, v = (self._heads(t) for t in qkv.split(inner, dim=-1))
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
         gates = torch.sigmoid(self.to_gates(x)).transpose(1, 2)  # (B, 3H, T)
         theta = c.theta_max * gates[:, :H]
         eta = gates[:, H : 2 * H]
@@ -211,7 +219,7 @@ class NeuralMemory(nn.Module):
         q, cache = self._conv(
             F.linear(x, wq), None if state is None else state.retrieve_cache, slice(0, inner)
         )
-        q = silu_heads(q, c.n_heads, c.dim_head, n_norm=1)[0]
+        q = F.normalize(self._heads(F.silu(q)), dim=-1)
         run = self._initial_run_state(x.shape[0], q.dtype) if state is None else state.run
         weights = [w.to(q.dtype) for w in run.weights]
         y = memory_model(weights, q, activation=c.activation, residual=c.residual)
