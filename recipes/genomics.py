@@ -419,9 +419,16 @@ def _fit_titans(
     clf.fit(train.sequences, train.labels, validation_data=(dev.sequences, dev.labels))
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    pred = clf.predict(test.sequences)
+    proba = clf.predict_proba(test.sequences)
+    pred = clf.classes_[np.argmax(proba, axis=1)]  # what predict() returns
     predict_seconds = time.perf_counter() - started
     y = test.labels
+    if args.save_proba:
+        slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
+        path = pathlib.Path(args.out) / f"{args.tag}_{slug}_seed{seed}_test_proba.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, classes=clf.classes_, proba=proba, y=np.asarray(y))
+        _progress(f"{label} seed {seed}: test probabilities written to {path}")
     bb = clf.config_.backbone
     resolved = {
         "d_model": bb.d_model,
@@ -1141,6 +1148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--set variant=mac --set window=None",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the k-mer baseline")
+    p.add_argument(
+        "--save-proba", action="store_true",
+        help="also write each Titans fit's test-split class probabilities to "
+        "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), e.g. to average seeds",
+    )
     p.add_argument(
         "--baseline-only",
         action="store_true",

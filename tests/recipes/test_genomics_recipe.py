@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 from _recipe_loader import ROOT, load_recipe
+from sklearn.metrics import matthews_corrcoef
 
 from titans_ts.datasets.genomics import load_genomic_benchmark_test
 
@@ -63,7 +64,7 @@ def quick(gue_dir: pathlib.Path, tmp_path_factory: pytest.TempPathFactory):
     common = ["--quick", "--device", "cpu", "--data-dir", str(gue_dir), "--out", str(out)]
     argv0 = ["--tasks", "mouse/0", *common]
     rows0 = recipe.main(argv0)
-    rows2 = recipe.main(["--tasks", "mouse/2", "--no-baseline", *common])
+    rows2 = recipe.main(["--tasks", "mouse/2", "--no-baseline", "--save-proba", *common])
     return out, argv0, rows0, rows2
 
 
@@ -129,6 +130,18 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     assert cells[5] == "56.76"
     assert "--quick smoke run" in cells[7] and "train subsampled" in cells[7]
     assert "Command: `python recipes/genomics.py --tasks mouse/0 --quick" in text
+
+
+def test_save_proba_writes_the_scored_probabilities(quick) -> None:
+    out, _, _, rows2 = quick
+    (titans,) = [r for r in rows2 if r["model"] == recipe.TITANS]
+    path = out / "genomics_gue-mouse2_quick_mouse_2_seed0_test_proba.npz"
+    data = np.load(path, allow_pickle=False)
+    proba, classes, y = data["proba"], data["classes"], data["y"]
+    assert proba.shape == (recipe.QUICK_EVAL, len(classes)) == (titans["n_test"], 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    pred = classes[np.argmax(proba, axis=1)]
+    assert 100.0 * matthews_corrcoef(y, pred) == pytest.approx(titans["mcc"])
 
 
 def test_report_from_merges_per_task_csvs(quick, capsys: pytest.CaptureFixture) -> None:
