@@ -9,6 +9,8 @@ Examples::
     python recipes/genomics.py --tasks mouse/0 --set d_model=64 --set variant=mac
     python recipes/genomics.py --quick --tasks mouse/0        # smoke test (seconds)
     python recipes/genomics.py --report-from results/genomics # merge per-run CSVs
+    python recipes/genomics.py --tasks tf/0 --seeds 1 --save-proba  # + test probabilities
+    python recipes/genomics.py --average-proba a.npz b.npz    # score a seed ensemble
 
 **GUE** (DNABERT-2's benchmark; the tasks with a train split in the shared data:
 ``prom_core_all, prom_core_notata, prom_core_tata, prom_300_tata, tf/0, tf/1, tf/2, mouse/0,
@@ -40,7 +42,10 @@ seed × fold, with hardware, exact command, resolved classifier parameters and t
 ``<tag>.md`` (the table, also printed to stdout), rewritten after every task. ``--tag``
 defaults to a name derived from the tasks, so several processes (e.g. one per task on one
 GPU) can write into the same folder; ``--report-from DIR`` then merges every per-run CSV in
-``DIR`` into ``DIR/genomics_results.{md,csv}``. Progress lines (one per epoch, with losses
+``DIR`` into ``DIR/genomics_results.{md,csv}``. ``--save-proba`` also writes each fit's test
+probabilities (``<tag>_<task>_seed<k>_test_proba.npz``); ``--average-proba`` scores such
+files one by one and averaged (a seed ensemble, a different model from any one fit).
+Progress lines (one per epoch, with losses
 and seconds) go to stderr, flushed.
 
 Runs cheaper than the protocol say so in the table's notes: ``--max-train`` (stratified
@@ -90,6 +95,7 @@ __all__ = [
     "DEFAULT_TASKS",
     "PUBLISHED",
     "PUBLISHED_METRIC",
+    "average_proba",
     "build_parser",
     "cross_validate",
     "default_tag",
@@ -1055,6 +1061,44 @@ def read_run_csvs(folder: str | os.PathLike) -> tuple[list[dict[str, Any]], list
     return rows, files
 
 
+def average_proba(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Score the test probabilities written by ``--save-proba`` one by one and averaged.
+
+    Averaging the class probabilities of several seeds is a seed ensemble: a different
+    model from any single fit, to be reported as such.
+
+    Returns:
+        One ``{"name", "mcc", "accuracy"}`` per file (MCC and accuracy x 100), then the same
+        for ``"average"`` of all files.
+    Raises:
+        ValueError: fewer than two files, or files that disagree on classes or labels.
+    """
+    if len(paths) < 2:
+        raise ValueError(f"--average-proba needs at least two .npz files, got {len(paths)}")
+    loaded = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            loaded.append((pathlib.Path(path).name, data["classes"], data["proba"], data["y"]))
+    _, classes, _, y = loaded[0]
+    for name, c, _proba, yy in loaded[1:]:
+        if not np.array_equal(c, classes) or not np.array_equal(yy, y):
+            raise ValueError(
+                f"{name} has other classes or test labels than {loaded[0][0]}: average only "
+                "files written for the same task and test split"
+            )
+    rows = []
+    named = [(n, p) for n, _, p, _ in loaded]
+    named.append(("average", np.mean([p for _, p in named], axis=0)))
+    for name, proba in named:
+        pred = classes[np.argmax(proba, axis=1)]
+        rows.append({
+            "name": name,
+            "mcc": 100.0 * float(matthews_corrcoef(y, pred)),
+            "accuracy": 100.0 * float(accuracy_score(y, pred)),
+        })
+    return rows
+
+
 def report_from(folder: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]:
     """Merge the per-run CSVs of ``folder`` into ``genomics_results.md`` and
     ``genomics_results.csv`` (one summary row per task and run) there.
@@ -1174,6 +1218,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only merge the per-run CSVs in DIR into DIR/genomics_results.{md,csv}",
     )
     p.add_argument(
+        "--average-proba",
+        nargs="+",
+        default=None,
+        metavar="NPZ",
+        help="only score --save-proba files one by one and with their probabilities averaged "
+        "(a seed ensemble)",
+    )
+    p.add_argument(
         "--data-dir",
         default=None,
         help="data folder holding dna/gue/ (default: $TITANS_TS_DATA_DIR, then the cache)",
@@ -1244,7 +1296,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     argv = list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.report_from is not None:
+    if args.report_from is not None or args.average_proba is not None:
         return args
     _check_args(parser, args)
     if args.threads is not None:
@@ -1268,6 +1320,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(report, flush=True)
         _progress(f"wrote {pathlib.Path(args.report_from) / COMBINED}.{{md,csv}}")
         return summaries
+    if args.average_proba is not None:
+        try:
+            scored = average_proba(args.average_proba)
+        except (OSError, KeyError, ValueError) as err:
+            build_parser().error(str(err))
+        for row in scored:
+            print(f"{row['name']:<60} MCC {row['mcc']:6.2f}  acc {row['accuracy']:6.2f}")
+        return scored
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{args.tag}.csv", out / f"{args.tag}.md"

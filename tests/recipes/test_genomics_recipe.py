@@ -491,3 +491,24 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_average_proba_scores_each_file_and_the_mean(tmp_path, capsys) -> None:
+    y = np.array(["a", "b", "a", "b", "a", "b"])
+    classes = np.array(["a", "b"])
+    p1 = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.2, 0.8]])
+    p2 = np.array([[0.7, 0.3], [0.1, 0.9], [0.3, 0.7], [0.6, 0.4], [0.7, 0.3], [0.45, 0.55]])
+    paths = []
+    for i, p in enumerate((p1, p2)):
+        paths.append(tmp_path / f"s{i}.npz")
+        np.savez(paths[-1], classes=classes, proba=p, y=y)
+    rows = recipe.main(["--average-proba", *map(str, paths)])
+    assert [r["name"] for r in rows] == ["s0.npz", "s1.npz", "average"]
+    # s0 misses sample 1 and 4; s1 misses 2 and 3; the mean misses none
+    assert [r["accuracy"] for r in rows] == pytest.approx([100 * 4 / 6, 100 * 4 / 6, 100.0])
+    assert rows[2]["mcc"] == pytest.approx(100.0)
+    assert "average" in capsys.readouterr().out
+    np.savez(tmp_path / "other.npz", classes=classes, proba=p1, y=y[::-1])
+    with pytest.raises(SystemExit):
+        recipe.main(["--average-proba", str(paths[0]), str(tmp_path / "other.npz")])
+    assert "other classes or test labels" in capsys.readouterr().err
