@@ -384,12 +384,13 @@ def test_tokenizing_5_mbp_is_fast() -> None:
     seq = genome.tobytes().decode("ascii")
     for tok in (NucleotideTokenizer(), KmerTokenizer(6), KmerTokenizer(8, overlapping=False)):
         tok.encode(seq[:1000])  # warm-up
-        start = time.perf_counter()
+        # CPU time of this process: other jobs on the machine do not make the test fail
+        start = time.process_time()
         ids = tok.encode(seq)
-        elapsed = time.perf_counter() - start
-        assert elapsed < 1.0, f"{tok!r} took {elapsed:.2f} s on 5 Mbp"
+        elapsed = time.process_time() - start
+        assert elapsed < 1.0, f"{tok!r} took {elapsed:.2f} s of CPU on 5 Mbp"
         assert ids.size in (5_000_000, 5_000_000 - 5, 625_000)
-    start = time.perf_counter()
+    start = time.process_time()
     rc = reverse_complement(seq)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert rc[:10] == reverse_complement(seq[-10:])
