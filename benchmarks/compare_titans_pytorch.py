@@ -351,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_worker(json.loads(args._worker))), flush=True)
         return 0
 
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
     impls = [i for i in args.impls.split(",") if i]
     phases = [p for p in args.phases.split(",") if p]
     for bad in set(impls) - set(IMPLS):
@@ -397,10 +399,16 @@ def main(argv: list[str] | None = None) -> int:
                     per_round[impl].append(res["tokens_per_s"])
                     side[f"{phase}_round_tokens_per_s"] = list(per_round[impl])
                     side[f"{phase}_tokens_per_s"] = statistics.median(per_round[impl])
-                    side[f"{phase}_best_tokens_per_s"] = res["best_tokens_per_s"]
+                    # over rounds: the best step, the highest peak; times of the last round
+                    best = side.get(f"{phase}_best_tokens_per_s", 0.0)
+                    side[f"{phase}_best_tokens_per_s"] = max(best, res["best_tokens_per_s"])
                     side[f"{phase}_times_s"] = res["times_s"]
-                    side[f"{phase}_peak_rss_mb"] = res["peak_rss_mb"]
-                    side[f"{phase}_rss_growth_mb"] = res["peak_rss_mb"] - res["rss_setup_mb"]
+                    peak = max(side.get(f"{phase}_peak_rss_mb", 0.0), res["peak_rss_mb"])
+                    growth = res["peak_rss_mb"] - res["rss_setup_mb"]
+                    side[f"{phase}_peak_rss_mb"] = peak
+                    side[f"{phase}_rss_growth_mb"] = max(
+                        side.get(f"{phase}_rss_growth_mb", growth), growth
+                    )
                     side[f"{phase}_out_finite"] = res["out_finite"]
                     side[f"{phase}_other_busy_cores"] = res["other_busy_cores"]
                     side[f"{phase}_own_cpu_cores"] = res["own_cpu_cores"]
