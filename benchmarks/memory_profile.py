@@ -19,6 +19,7 @@ shares, and time changes with ``benchmarks/memory_ab.py``::
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections import defaultdict
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         flops = _gemm_flops(event.key, event.input_shapes)
         if flops is None:
             continue
-        key = (event.key, str(event.input_shapes[:3]))
+        key = (event.key, json.dumps(event.input_shapes[:3]))
         per_shape[key][0] += event.self_cpu_time_total
         per_shape[key][1] += flops * event.count
         per_shape[key][2] += event.count
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"layer_s": t_layer, "executor_s": t_exec, "gemm_share": gemm / total, "gemms": []}
     for (name, shapes), (us, flops, count) in rows:
         rate = flops / us / 1e3 if us else float("nan")
-        alone = _alone_rate(name, eval(shapes))  # noqa: S307 - the profiler's own repr
+        alone = _alone_rate(name, json.loads(shapes))
         print(f"{name:<16}{shapes:<52}{count:>6}{us / 1e3:>8.1f}{rate:>14.0f}{alone:>12.0f}")
         result["gemms"].append({"op": name, "shapes": shapes, "gflops_in_step": rate,
                                 "gflops_alone": alone})
