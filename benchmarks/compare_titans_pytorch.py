@@ -65,6 +65,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
+from _shape_args import add_shape_args  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT_ENV = Path("/tmp/titans_pytorch_env")
 PORT_SPEC = "titans-pytorch==0.5.5"
@@ -330,12 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run each (ours, port) pair this many times back to back; the tables show the "
         "median over rounds and the median of the per-round ratios (robust on a noisy machine)",
     )
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--head-dim", type=int, default=64)
-    ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--hidden-mult", type=int, default=4)
-    ap.add_argument("--chunk-size", type=int, default=64)
+    add_shape_args(ap)
     ap.add_argument("--executor", default=None, help="our MemoryConfig.executor (default: its own)")
     ap.add_argument(
         "--threads",

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
+from _shape_args import add_shape_args, memory_config_kwargs  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASE_PACKAGE = "titans_ts_base"
 
@@ -100,21 +103,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=2048)
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--head-dim", type=int, default=64)
-    ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--hidden-mult", type=int, default=4)
-    ap.add_argument("--chunk-size", type=int, default=64)
+    add_shape_args(ap)
     args = ap.parse_args(argv)
     if args.pairs < 2:
         ap.error("--pairs must be >= 2")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    kwargs = dict(
-        d_model=args.d_model, n_heads=args.heads, head_dim=args.head_dim, depth=args.depth,
-        hidden_mult=args.hidden_mult, chunk_size=args.chunk_size,
-    )
+    kwargs = memory_config_kwargs(args)
     with tempfile.TemporaryDirectory() as tmp:
         extract_base(args.base, Path(tmp))
         sys.path.insert(0, tmp)

@@ -21,13 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from titans_ts.memory import MemoryConfig, NeuralMemory, run_memory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
+from _shape_args import add_shape_args, memory_config_kwargs  # noqa: E402
 
 GEMMS = ("aten::bmm", "aten::baddbmm_", "aten::baddbmm", "aten::mm", "aten::addmm")
 
@@ -68,21 +73,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=2048)
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--head-dim", type=int, default=64)
-    ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--hidden-mult", type=int, default=4)
-    ap.add_argument("--chunk-size", type=int, default=64)
+    add_shape_args(ap)
     ap.add_argument("--top", type=int, default=12, help="GEMM shapes to list")
     args = ap.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = MemoryConfig(
-        d_model=args.d_model, n_heads=args.heads, head_dim=args.head_dim, depth=args.depth,
-        hidden_mult=args.hidden_mult, chunk_size=args.chunk_size,
-    )
+    config = MemoryConfig(**memory_config_kwargs(args))
     layer = NeuralMemory(config)
     x = torch.randn(args.batch, args.seq_len, args.d_model)
 
