@@ -30,10 +30,13 @@ never one per token).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from . import cpu_kernels
 from .activations import activation as activation_fn
 from .activations import activation_backward, activation_second_derivative
 from .spec import MemoryRunState
@@ -419,6 +422,13 @@ def _chunk_backward(
 # whole stream
 
 
+def _step_functions(device: torch.device) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The per-chunk forward and backward to use: compiled on CPU when available."""
+    if device.type == "cpu" and cpu_kernels.load() is not None:
+        return cpu_kernels.chunk_forward, cpu_kernels.chunk_backward
+    return _chunk_forward, _chunk_backward
+
+
 def flat_start_state(
     weights: list[Tensor], state: MemoryRunState | None, batch: int, chunk_size: int
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None, int]:
@@ -470,13 +480,14 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, q, k, v, theta, eta, alpha, *flat):  # type: ignore[override]
         L, act, residual, bounds, has_wg, wides, budget, store, tau = meta
+        step_forward, _ = _step_functions(q.device)
         WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         n_chunks = len(bounds)
         keep_all = store and budget > 0
         interval = 1 if keep_all else max(1, math.isqrt(n_chunks))
         checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
-        caches: dict[int, _ChunkCache] = {}
+        caches: dict[int, Any] = {}
         ys = []
         wg: list[Tensor] = []
         for j, (s, e) in enumerate(bounds):
@@ -484,7 +495,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
             if store and j % interval == 0:
                 checkpoints[j] = (Wg, WS)
             wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
-            y, WS_next, cache = _chunk_forward(
+            y, WS_next, cache = step_forward(
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
                 alpha[:, s:e], act, residual, keep=keep_all, tau=tau,
             )
@@ -512,6 +523,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
     def backward(ctx, dy, *douts):  # type: ignore[override]
         L, act, residual, bounds, has_wg, wides, _, _, tau = ctx.meta
         q, k, v, theta, eta, alpha = ctx.saved_tensors
+        step_forward, step_backward = _step_functions(q.device)
         n_chunks = len(bounds)
         dW_out, dS_out, dWg_last = douts[:L], douts[L : 2 * L], douts[2 * L : 3 * L]
         dWS_next: list[Tensor] | None = None
@@ -534,7 +546,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         ends = starts[1:] + [n_chunks]
         for g_start, g_end in zip(reversed(starts), reversed(ends)):
             Wg_saved, WS = ctx.checkpoints.pop(g_start)
-            group: list[tuple[list[Tensor] | None, list[Tensor], _ChunkCache]] = []
+            group: list[tuple[list[Tensor] | None, list[Tensor], Any]] = []
             for j in range(g_start, g_end):  # recompute what the forward did not keep
                 Wg = Wg_saved if j == g_start else None
                 wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
@@ -542,7 +554,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                 WS_next = None
                 if cache is None:
                     s, e = bounds[j]
-                    _, WS_next, cache = _chunk_forward(
+                    _, WS_next, cache = step_forward(
                         wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
                         alpha[:, s:e], act, residual, keep=True, tau=tau,
                     )
@@ -555,7 +567,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                 Wg = Wg_saved_j if Wg_saved_j is not None else [
                     _unpack(x, wd)[0] for x, wd in zip(WS, wides)
                 ]
-                dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = _chunk_backward(
+                dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = step_backward(
                     Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next, tau
                 )
                 if j == n_chunks - 1:

@@ -5,11 +5,17 @@
 this beats ``conv1d`` with ``groups=C`` and its backward, and keeps the time-major layout
 of the projections. The backward writes each input gradient once, without the zero-filled
 full-size buffers autograd would allocate for every shifted slice.
+
+On CPU, when the compiled kernels build (:mod:`.cpu_kernels`), the same sum runs as one
+pass over the data forward and one backward (no concatenated copy of the input, no
+per-tap temporaries); ``tests/memory/test_cpu_kernels.py`` checks the two against each other.
 """
 
 from __future__ import annotations
 
 import torch
+
+from . import cpu_kernels
 
 Tensor = torch.Tensor
 
@@ -52,6 +58,22 @@ class _CausalDepthwiseConv(torch.autograd.Function):
         return dfull, dweight, dbias
 
 
+class _CompiledCausalDepthwiseConv(torch.autograd.Function):
+    """The same convolution through the compiled CPU kernels (u and cache kept separate)."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor, cache: Tensor) -> Tensor:  # type: ignore[override]
+        module = cpu_kernels.load()
+        ctx.save_for_backward(u, weight, cache)
+        return module.conv_forward(u, weight, bias, cache)
+
+    @staticmethod
+    def backward(ctx, dout: Tensor):  # type: ignore[override]
+        u, weight, cache = ctx.saved_tensors
+        du, dcache, dweight, dbias = cpu_kernels.load().conv_backward(u, weight, cache, dout)
+        return du, dweight, dbias, dcache if ctx.needs_input_grad[3] else None
+
+
 def causal_depthwise_conv(
     u: Tensor, weight: Tensor, bias: Tensor, cache: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
@@ -70,5 +92,12 @@ def causal_depthwise_conv(
         return torch.addcmul(bias, u, weight[:, 0]), None
     if cache is None:
         cache = u.new_zeros(u.shape[0], K - 1, u.shape[2])
-    full = torch.cat([cache.to(u.dtype), u], dim=1)
+    cache = cache.to(u.dtype)
+    if u.device.type == "cpu" and cpu_kernels.load() is not None:
+        u = u.contiguous()
+        out = _CompiledCausalDepthwiseConv.apply(u, weight, bias, cache.contiguous())
+        T = u.shape[1]
+        new_cache = u[:, T - (K - 1) :] if T >= K - 1 else torch.cat([cache[:, T:], u], dim=1)
+        return out, new_cache
+    full = torch.cat([cache, u], dim=1)
     return _CausalDepthwiseConv.apply(full, weight, bias), full[:, u.shape[1] :]

@@ -1,0 +1,172 @@
+"""The compiled CPU kernels (``titans_ts/memory/csrc``) against the Python code they replace.
+
+The chunked executor has two implementations of its per-chunk step (Python and the C++
+build of the same op sequence) and the causal convolution two of its sum. Everything else
+in the suite runs with whichever is active (the compiled one where it builds); here both are
+run side by side, and the Python step is also checked against the token oracle, since it
+stays the path for CUDA tensors and machines without a compiler.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from _harness import assert_close, assert_runs_match, grads, make_problem, run
+
+from titans_ts.memory import chunked, cpu_kernels
+from titans_ts.memory.conv import causal_depthwise_conv
+
+HAVE_COMPILER = shutil.which("c++") is not None or shutil.which("g++") is not None
+
+
+
+needs_kernels = pytest.mark.skipif(
+    not HAVE_COMPILER, reason="no C++ compiler: the compiled kernels cannot be built here"
+)
+
+
+@needs_kernels
+def test_kernels_build_where_a_compiler_exists(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "1")
+    usable, why = cpu_kernels.status()
+    assert usable, f"the compiled CPU kernels did not build: {why}"
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "0")
+    assert cpu_kernels.load() is None
+    assert cpu_kernels.status() == (False, f"disabled by {cpu_kernels.ENV_VAR}=0")
+
+
+def test_bad_environment_value_is_an_error(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "yes please")
+    with pytest.raises(ValueError, match="0, 1 or require"):
+        cpu_kernels.load()
+
+
+def _both(monkeypatch, fn):
+    """``fn()`` with the Python step and with the compiled step."""
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "0")
+    python = fn()
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "require")
+    compiled = fn()
+    return python, compiled
+
+
+def _random_chunk(depth: int, n: int, resumed: bool, seed: int):
+    """Inputs of one chunk as the executor passes them (G = B * H problems merged)."""
+    g = torch.Generator().manual_seed(seed)
+    G, d, mult = 3, 6, 2
+    shapes = [(d, d)] if depth == 1 else (
+        [(mult * d, d)] + [(mult * d, mult * d)] * (depth - 2) + [(d, mult * d)]
+    )
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    W = [rnd(G, o, i) / i**0.5 for o, i in shapes]
+    S = [0.1 * rnd(G, o, i) for o, i in shapes]
+    WS = [chunked._pack(w, s) for w, s in zip(W, S)]
+    Wg = [w + 0.05 * rnd(*w.shape) for w in W] if resumed else W
+    q = torch.nn.functional.normalize(rnd(G, n, d), dim=-1)
+    k = torch.nn.functional.normalize(rnd(G, n, d), dim=-1)
+    v = rnd(G, n, d)
+    rand = lambda: torch.rand(G, n, generator=g, dtype=torch.float64)  # noqa: E731
+    return Wg, WS, q, k, v, 0.05 + 0.2 * rand(), 0.3 + 0.5 * rand(), 0.1 * rand()
+
+
+@needs_kernels
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("residual", [False, True], ids=["mlp", "residual"])
+@pytest.mark.parametrize("tau", [None, 0.3], ids=["plain", "clipped"])
+@pytest.mark.parametrize("resumed", [False, True], ids=["boundary", "resumed"])
+def test_chunk_step_matches_python(depth, residual, tau, resumed):
+    """One chunk: output, end state, and the backward with and without an end-state
+    gradient, compiled vs Python, in float64."""
+    Wg, WS, q, k, v, theta, eta, alpha = _random_chunk(depth, n=7, resumed=resumed, seed=depth)
+    args = (Wg, WS, q, k, v, theta, eta, alpha, "gelu", residual)
+    y0, WS0, c0 = chunked._chunk_forward(*args, keep=True, tau=tau)
+    y1, WS1, c1 = cpu_kernels.chunk_forward(*args, keep=True, tau=tau)
+    assert_close("y", y1, y0, 1e-12)
+    for i, (a, b) in enumerate(zip(WS1, WS0)):
+        assert_close(f"WS_end[{i}]", a, b, 1e-12)
+    assert c1.nbytes() > 0
+    g = torch.Generator().manual_seed(99)
+    dy = torch.randn(y0.shape, generator=g, dtype=torch.float64)
+    dWS_end = [torch.randn(w.shape, generator=g, dtype=torch.float64) for w in WS]
+    for end in (None, dWS_end):
+        ref = chunked._chunk_backward(Wg, WS, theta, c0, "gelu", residual, dy, end, tau)
+        out = cpu_kernels.chunk_backward(Wg, WS, theta, c1, "gelu", residual, dy, end, tau)
+        names = ["dWg", "dWS", "dq", "dk", "dv", "dtheta", "deta", "dalpha"]
+        for name, a, b in zip(names, out, ref):
+            for i, (x, y) in enumerate(zip(a, b) if isinstance(a, list) else [(a, b)]):
+                assert_close(f"{name}[{i}] (end grad: {end is not None})", x, y, 1e-11)
+
+
+@needs_kernels
+@pytest.mark.parametrize("activation", ["gelu", "silu", "tanh", "relu"])
+def test_executor_compiled_equals_python(monkeypatch, activation):
+    """The whole executor (chunk loop, autograd, a stream resumed mid-chunk) either way."""
+    problem = make_problem(depth=2, T=23, seed=4)
+
+    def stream():
+        first = problem.sliced(0, 9)
+        y1, s1 = run(first, "chunked", chunk_size=5, activation=activation, max_grad_norm=0.8)
+        rest = problem.sliced(9, 23)
+        y2, s2 = run(rest, "chunked", chunk_size=5, activation=activation, max_grad_norm=0.8,
+                     state=s1)
+        y = torch.cat([y1, y2], dim=2)
+        return [y.detach(), *[w.detach() for w in s2.weights], *grads(problem, y, s2)]
+
+    python, compiled = _both(monkeypatch, stream)
+    for i, (a, b) in enumerate(zip(compiled, python)):
+        assert_close(f"output {i}", a, b, 1e-11)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_python_step_still_equals_reference(monkeypatch, depth, chunk):
+    """The Python step (CUDA tensors, no compiler) keeps matching the token oracle."""
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "0")
+    problem = make_problem(depth=depth, T=19, seed=depth + chunk)
+    assert_runs_match(problem, "chunked", "reference", rtol=1e-10, chunk_size=chunk,
+                      max_grad_norm=0.5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("T", [1, 2, 3, 50])
+@pytest.mark.parametrize("with_cache", [False, True], ids=["zeros", "cache"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_conv_compiled_equals_python(monkeypatch, T, with_cache, dtype):
+    g = torch.Generator().manual_seed(T)
+    B, C, K = 2, 70, 4  # C not a multiple of the vector width
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_()
+
+    u, w, b = leaf(B, T, C), leaf(C, K), leaf(C)
+    cache = leaf(B, K - 1, C) if with_cache else None
+    coef = torch.randn(B, T, C, generator=g, dtype=torch.float64).to(dtype)
+
+    def conv():
+        out, new_cache = causal_depthwise_conv(u, w, b, cache)
+        loss = (out * coef).sum() + new_cache.square().sum()
+        ins = [x for x in (u, w, b, cache) if x is not None]
+        return [out.detach(), new_cache.detach(), *torch.autograd.grad(loss, ins)]
+
+    python, compiled = _both(monkeypatch, conv)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    for name, a, b_ in zip(["out", "cache", "du", "dw", "db", "dcache"], compiled, python):
+        assert a.dtype == dtype
+        assert_close(name, a, b_, rtol)
+
+
+@needs_kernels
+def test_conv_kernel_rejects_mixed_dtypes():
+    module = cpu_kernels.load()
+    u = torch.randn(1, 5, 3)
+    with pytest.raises(RuntimeError, match="share one dtype"):
+        module.conv_forward(u, torch.randn(3, 4, dtype=torch.float64), torch.zeros(3),
+                            torch.empty(0))
