@@ -62,7 +62,7 @@ def load() -> ModuleType | None:
 
             _log.info("building the compiled CPU step of the memory (once; ~30-60 s)")
             _built["module"] = build(
-                name="titans_ts_chunk_cpu", sources=[str(_SOURCE)], extra_cflags=["-O3"],
+                name="titans_ts_chunk_cpu", sources=[str(_SOURCE)], extra_cflags=["-O3", "-fopenmp"],
                 verbose=False,
             )
             return _built["module"]  # type: ignore[return-value]

@@ -163,7 +163,8 @@ void end_scale_backward_kernel(const Tensor& Wb, const Tensor& Sb, const Tensor&
         const T* __restrict__ ds = row(dSn);
         T* __restrict__ ow = row(dWb);
         T* __restrict__ os = row(dSb);
-        acc_t p0 = 0, p1 = 0, p2 = 0;
+        T p0 = 0, p1 = 0, p2 = 0;  // one row in T (vectorised), rows summed in acc_t
+#pragma omp simd reduction(+ : p0, p1, p2)
         for (int64_t c = 0; c < n; ++c) {
           ow[c] = a * dw[c];
           os[c] = b * dw[c] + e * ds[c];
