@@ -61,9 +61,11 @@ def load() -> ModuleType | None:
             from torch.utils.cpp_extension import load as build
 
             _log.info("building the compiled CPU step of the memory (once; ~30-60 s)")
+            # -fopenmp: at::parallel_for is inline OpenMP; without it the kernels run on one
+            # thread. Not linked: GOMP symbols resolve against torch's own libgomp.
             _built["module"] = build(
-                name="titans_ts_chunk_cpu", sources=[str(_SOURCE)], extra_cflags=["-O3", "-fopenmp"],
-                verbose=False,
+                name="titans_ts_chunk_cpu", sources=[str(_SOURCE)],
+                extra_cflags=["-O3", "-fopenmp"], verbose=False,
             )
             return _built["module"]  # type: ignore[return-value]
         except Exception as exc:  # compiler, ninja or headers missing: fall back to Python

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import causal_depthwise_conv
+from .normalize import l2_normalize, rms_norm_gate
 from .reference import memory_model
 from .run import run_memory, select_executor
 from .spec import MemoryConfig, MemoryRunState
@@ -120,10 +121,8 @@ class NeuralMemory(nn.Module):
 
     def _output(self, y: Tensor, x: Tensor) -> Tensor:
         """y: (B, H, T, d) memory read; x: (B, T, d_model) the layer input."""
-        B, H, T, d = y.shape
-        y = F.rms_norm(y, (d,), weight=self.norm_weight.to(y.dtype), eps=1e-6)
-        y = y.transpose(1, 2).reshape(B, T, H * d)
-        return self.to_out(y * F.silu(self.to_gate(x)))
+        gated = rms_norm_gate(y, self.norm_weight.to(y.dtype), self.to_gate(x), eps=1e-6)
+        return self.to_out(gated)
 
     def _initial_run_state(self, batch: int, dtype: torch.dtype) -> MemoryRunState:
         ws = [w.to(dtype).unsqueeze(0).expand(batch, *w.shape) for w in self.memory_weights]
@@ -176,8 +175,8 @@ class NeuralMemory(nn.Module):
         )
         qkv = F.silu(qkv)
         q, k, v = (self._heads(t) for t in qkv.split(inner, dim=-1))
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
+        q = l2_normalize(q)
+        k = l2_normalize(k)
         gates = torch.sigmoid(self.to_gates(x)).transpose(1, 2)  # (B, 3H, T)
         theta = c.theta_max * gates[:, :H]
         eta = gates[:, H : 2 * H]
@@ -219,7 +218,7 @@ class NeuralMemory(nn.Module):
         q, cache = self._conv(
             F.linear(x, wq), None if state is None else state.retrieve_cache, slice(0, inner)
         )
-        q = F.normalize(self._heads(F.silu(q)), dim=-1)
+        q = l2_normalize(self._heads(F.silu(q)))
         run = self._initial_run_state(x.shape[0], q.dtype) if state is None else state.run
         weights = [w.to(q.dtype) for w in run.weights]
         y = memory_model(weights, q, activation=c.activation, residual=c.residual)
