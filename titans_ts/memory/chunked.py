@@ -286,13 +286,10 @@ def _chunk_backward(
     dy: Tensor,
     dWS_end: list[Tensor] | None,
     tau: float | None = None,
-    fold_wg: bool = False,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Backward of :func:`_chunk_forward` (``theta`` is the unclipped learning rate).
 
     Returns ``(dWg, dWS, dq, dk, dv, dtheta, deta, dalpha)`` (``dWS`` packed like ``WS``).
-    ``fold_wg`` (``Wg`` is the W half of ``WS``): the key-path gradients are accumulated
-    straight into the W half of ``dWS`` and ``dWg`` is that view (no separate buffer to add).
     """
     L = len(Wg)
     n = dy.shape[1]
@@ -302,12 +299,9 @@ def _chunk_backward(
     Cst = C[:, 1:, 1:]
     wides = [_is_wide(w.shape) for w in Wg]
 
+    dWg = [torch.zeros_like(w) for w in Wg]
     # with an incoming end-state gradient, step 5 writes every element of dWS first
     dWS = [torch.empty_like(w) if dWS_end is not None else torch.zeros_like(w) for w in WS]
-    if fold_wg:
-        dWg = [_unpack(x, wd)[0] for x, wd in zip(dWS, wides)]
-    else:
-        dWg = [torch.zeros_like(w) for w in Wg]
     ddelta = [torch.zeros_like(x) for x in delta]
     da = [torch.zeros_like(x) for x in a]
     dC = torch.zeros_like(C)
@@ -573,10 +567,8 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                 Wg = Wg_saved_j if Wg_saved_j is not None else [
                     _unpack(x, wd)[0] for x, wd in zip(WS, wides)
                 ]
-                fold = Wg_saved_j is None  # key-path grads go straight into dWS
                 dWg, dWS, dq_, dk_, dv_, dth_, det_, dal_ = step_backward(
-                    Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next, tau,
-                    fold,
+                    Wg, WS, theta[:, s:e], cache, act, residual, dy[:, s:e], dWS_next, tau
                 )
                 if j == n_chunks - 1:
                     for l, d in enumerate(dWg_last):
@@ -584,7 +576,10 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                             dWg[l] += d
                 dq[:, s:e], dk[:, s:e], dv[:, s:e] = dq_, dk_, dv_
                 dth[:, s:e], det[:, s:e], dal[:, s:e] = dth_, det_, dal_
-                if not fold:
+                if Wg_saved_j is None:
+                    for l in range(L):
+                        _unpack(dWS[l], wides[l])[0].add_(dWg[l])
+                else:
                     dWg0 = dWg
                 dWS_next = dWS
         dW = [_unpack(x, wd)[0] for x, wd in zip(dWS_next, wides)]

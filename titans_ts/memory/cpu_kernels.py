@@ -127,7 +127,6 @@ def chunk_forward(
 def chunk_backward(
     Wg: list[Tensor], WS: list[Tensor], theta: Tensor, cache: NativeChunkCache, act: str,
     residual: bool, dy: Tensor, dWS_end: list[Tensor] | None, tau: float | None = None,
-    fold_wg: bool = False,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Compiled :func:`titans_ts.memory.chunked._chunk_backward` (same arguments and result)."""
     module = load()
@@ -136,7 +135,6 @@ def chunk_backward(
     out = module.chunk_backward(
         list(Wg), list(WS), theta, cache.tensors, act, residual, dy,
         [] if dWS_end is None else list(dWS_end), -1.0 if tau is None else float(tau),
-        fold_wg,
     )
     L = len(Wg)
     dq, dk, dv, dtheta, deta, dalpha = out[2 * L :]

@@ -325,12 +325,11 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
 }
 
 // Backward of chunk_forward (``theta`` unclipped). Returns
-// {dWg[0..L), dWS[0..L), dq, dk, dv, dtheta, deta, dalpha}; with fold_wg, dWg[l] is a view
-// of the W half of dWS[l], which already holds the key-path gradient.
+// {dWg[0..L), dWS[0..L), dq, dk, dv, dtheta, deta, dalpha}.
 vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
                               const Tensor& theta, const vector<Tensor>& cache,
                               const std::string& act_name, bool residual, const Tensor& dy,
-                              const vector<Tensor>& dWS_end, double tau, bool fold_wg) {
+                              const vector<Tensor>& dWS_end, double tau) {
   const Act act = parse_act(act_name);
   const int64_t L = static_cast<int64_t>(Wg.size());
   const int64_t n = dy.size(1);
@@ -355,11 +354,9 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
   const bool has_end = !dWS_end.empty();
 
   vector<Tensor> dWg, dWS, ddelta, da;
+  for (const auto& w : Wg) dWg.push_back(at::zeros_like(w));
   // with an incoming end-state gradient, step 5 writes every element of dWS first
   for (const auto& w : WS) dWS.push_back(has_end ? at::empty_like(w) : at::zeros_like(w));
-  // fold_wg (Wg is the W half of WS): key-path gradients accumulate in dWS directly
-  for (int64_t l = 0; l < L; ++l)
-    dWg.push_back(fold_wg ? half(dWS[l], wides[l], 0) : at::zeros_like(Wg[l]));
   for (const auto& x : delta) ddelta.push_back(at::zeros_like(x));
   for (const auto& x : a) da.push_back(at::zeros_like(x));
   auto dC = at::zeros_like(C), dPa = at::zeros_like(Pa), dM = at::zeros_like(M);
