@@ -170,3 +170,42 @@ def test_conv_kernel_rejects_mixed_dtypes():
     with pytest.raises(RuntimeError, match="share one dtype"):
         module.conv_forward(u, torch.randn(3, 4, dtype=torch.float64), torch.zeros(3),
                             torch.empty(0))
+
+
+@needs_kernels
+def test_one_pass_gelu_is_as_accurate_as_atens_float32():
+    """gelu, gelu' and gelu'' of the float32 one-pass kernel against float64 ATen: absolute
+    errors no larger than ATen's own float32 gelu makes (about 1e-6)."""
+    import math
+
+    z = torch.linspace(-12.0, 12.0, 400_001)
+    act, dact, act2 = cpu_kernels.load().gelu_derivatives(z)
+    zd = z.double()
+    ref = [
+        torch.nn.functional.gelu(zd),
+        torch.ops.aten.gelu_backward(torch.ones_like(zd), zd),
+        torch.exp(-0.5 * zd * zd) / math.sqrt(2 * math.pi) * (2 - zd * zd),
+    ]
+    aten_err = (torch.nn.functional.gelu(z).double() - ref[0]).abs().max().item()
+    for name, x, r in zip(["gelu", "gelu'", "gelu''"], (act, dact, act2), ref):
+        assert x.dtype == torch.float32 and torch.isfinite(x).all()
+        err = (x.double() - r).abs().max().item()
+        assert err <= max(1e-6, aten_err), f"{name}: max abs error {err:.2e}"
+    # the far tails saturate exactly as they should
+    big = cpu_kernels.load().gelu_derivatives(torch.tensor([-200.0, 200.0]))
+    torch.testing.assert_close(big[0], torch.tensor([0.0, 200.0]))
+    torch.testing.assert_close(big[1], torch.tensor([0.0, 1.0]))
+
+
+@needs_kernels
+def test_float32_training_step_compiled_close_to_python(monkeypatch):
+    """float32 GELU memory (the one-pass kernel's path): compiled vs Python step."""
+    problem = make_problem(depth=2, T=70, d=16, seed=8, dtype=torch.float32)
+
+    def step():
+        y, s = run(problem, "chunked", chunk_size=16, max_grad_norm=1.0)
+        return [y.detach(), *[w.detach() for w in s.weights], *grads(problem, y, s)]
+
+    python, compiled = _both(monkeypatch, step)
+    for i, (a, b) in enumerate(zip(compiled, python)):
+        assert_close(f"output {i}", a, b, 2e-5)
