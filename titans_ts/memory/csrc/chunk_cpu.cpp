@@ -180,13 +180,39 @@ Tensor lower_mask(int64_t n, const Tensor& like, bool strict) {
   return at::ones({n, n}, like.options()).tril(strict ? -1 : 0);
 }
 
-// P[g, r, s] = prod_{s < j <= r} x[g, j-1], zero above the diagonal; (G, n+1, n+1).
-Tensor gate_products(const Tensor& x) {
-  int64_t G = x.size(0), n = x.size(1);
-  auto xx = at::cat({at::ones({G, 1}, x.options()), x}, 1);
-  auto strict = at::ones({n + 1, n + 1}, x.options().dtype(at::kBool)).tril(-1);
-  auto factors = at::where(strict, xx.unsqueeze(2), at::ones({}, x.options()));
-  return at::cumprod(factors, 1).mul_(lower_mask(n + 1, x, false));
+// P[g, r, s] = prod_{s < j <= r} f(x[g, j-1]), zero above the diagonal; (G, n+1, n+1), with
+// f(x) = x or 1 - x. One pass down each column (the same sequential products as a cumprod).
+template <typename T>
+void gate_products_kernel(const T* x, int64_t row_stride, bool one_minus, T* P, int64_t G,
+                          int64_t n) {
+  const int64_t n1 = n + 1;
+  at::parallel_for(0, G, 4, [&](int64_t first, int64_t last) {
+    for (int64_t g = first; g < last; ++g) {
+      const T* xg = x + g * row_stride;
+      T* Pg = P + g * n1 * n1;
+      std::fill(Pg, Pg + n1 * n1, T(0));
+      for (int64_t s = 0; s < n1; ++s) {
+        T prod = T(1);
+        Pg[s * n1 + s] = prod;
+        for (int64_t r = s + 1; r < n1; ++r) {
+          const T f = one_minus ? T(1) - xg[r - 1] : xg[r - 1];
+          prod = prod * f;
+          Pg[r * n1 + s] = prod;
+        }
+      }
+    }
+  });
+}
+
+Tensor gate_products(const Tensor& x_in, bool one_minus) {
+  const Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  const int64_t G = x.size(0), n = x.size(1);
+  auto P = at::empty({G, n + 1, n + 1}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gate_products", [&] {
+    gate_products_kernel<scalar_t>(x.data_ptr<scalar_t>(), x.stride(0), one_minus,
+                                   P.data_ptr<scalar_t>(), G, n);
+  });
+  return P;
 }
 
 // d x_j = sum_s P[j-1, s] (P^T dP)[j, s] (no division).
@@ -339,8 +365,8 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
   }
 
   // 3. gate matrices
-  auto Pe = gate_products(eta);
-  auto Pa = gate_products(1.0 - alpha);
+  auto Pe = gate_products(eta, false);
+  auto Pa = gate_products(alpha, true);
   auto theta_hat = at::cat({at::ones({theta.size(0), 1}, theta.options()), theta}, 1);
   auto M = Pe * theta_hat.unsqueeze(1);
   auto C = at::bmm(Pa.narrow(2, 1, n), M.narrow(1, 1, n));
