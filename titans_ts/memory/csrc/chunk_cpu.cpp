@@ -215,11 +215,43 @@ Tensor gate_products(const Tensor& x_in, bool one_minus) {
   return P;
 }
 
+// Row-wise dot products of two (G, n, c) tensors whose last dim is contiguous:
+// out[g, i] = sum_k a[g, i, k] b[g, i, k], one pass, no product temporary.
+template <typename T>
+void rowdot_kernel(const Tensor& a, const Tensor& b, T* out) {
+  const int64_t n = a.size(1), c = a.size(2), rows = a.size(0) * n;
+  const T* pa = a.data_ptr<T>();
+  const T* pb = b.data_ptr<T>();
+  const int64_t as0 = a.stride(0), as1 = a.stride(1), bs0 = b.stride(0), bs1 = b.stride(1);
+  at::parallel_for(0, rows, 64, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const int64_t g = r / n, i = r % n;
+      const T* __restrict__ x = pa + g * as0 + i * as1;
+      const T* __restrict__ y = pb + g * bs0 + i * bs1;
+      T sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = 0; k < c; ++k) sum += x[k] * y[k];
+      out[r] = sum;
+    }
+  });
+}
+
+Tensor rowdot(const Tensor& a, const Tensor& b) {
+  if (a.dim() != 3 || a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type() ||
+      a.stride(2) != 1 || b.stride(2) != 1)
+    return (a * b).sum(-1);
+  auto out = at::empty({a.size(0), a.size(1)}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rowdot", [&] {
+    rowdot_kernel<scalar_t>(a, b, out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
 // d x_j = sum_s P[j-1, s] (P^T dP)[j, s] (no division).
 Tensor gate_products_grad(const Tensor& P, const Tensor& dP) {
   int64_t n1 = P.size(-1);
   auto N = at::bmm(P.transpose(1, 2), dP * lower_mask(n1, dP, false));
-  return (P.narrow(1, 0, n1 - 1) * N.narrow(1, 1, n1 - 1)).sum(-1);
+  return rowdot(P.narrow(1, 0, n1 - 1), N.narrow(1, 1, n1 - 1));
 }
 
 // [s1 * x | s2 * x] along the last dim.
@@ -524,8 +556,8 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
         int64_t n_in = a[l].size(2);
         auto dRw = dR.narrow(2, 0, n_in), dRe = dR.narrow(2, n_in, n_in);
         da[l].add_(w_end * dRw).addcmul_(e_end, dRe);
-        dC_end.narrow(1, 1, n).add_((dRw * a[l]).sum(-1));
-        dM_end.narrow(1, 1, n).add_((dRe * a[l]).sum(-1));
+        dC_end.narrow(1, 1, n).add_(rowdot(dRw, a[l]));
+        dM_end.narrow(1, 1, n).add_(rowdot(dRe, a[l]));
       } else {  // U = R^T a, R = [w delta | e delta]
         auto R = scaled_pair(delta[l], w_end, e_end);
         auto dR = at::bmm(a[l], dWS_end[l].transpose(1, 2)).neg_();
@@ -533,8 +565,8 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
         int64_t out = delta[l].size(2);
         auto dRw = dR.narrow(2, 0, out), dRe = dR.narrow(2, out, out);
         ddelta[l].add_(w_end * dRw).addcmul_(e_end, dRe);
-        dC_end.narrow(1, 1, n).add_((dRw * delta[l]).sum(-1));
-        dM_end.narrow(1, 1, n).add_((dRe * delta[l]).sum(-1));
+        dC_end.narrow(1, 1, n).add_(rowdot(dRw, delta[l]));
+        dM_end.narrow(1, 1, n).add_(rowdot(dRe, delta[l]));
       }
     }
   }
@@ -552,13 +584,13 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
       dWS[l].baddbmm_(dz.transpose(1, 2), lhs);
       int64_t n_in = h.size(2);
       auto dlw = dlhs.narrow(2, 0, n_in), dls = dlhs.narrow(2, n_in, n_in);
-      dgamma.add_((dlw * h).sum(-1, true));
-      drho.add_((dls * h).sum(-1, true));
+      dgamma.add_(rowdot(dlw, h).unsqueeze(2));
+      drho.add_(rowdot(dls, h).unsqueeze(2));
       dh = at::addcmul(gamma * dlw, rho, dls);
     } else {
       int64_t out = dz.size(2);
-      dgamma.add_((dz * lhs.narrow(2, 0, out)).sum(-1, true));
-      drho.add_((dz * lhs.narrow(2, out, out)).sum(-1, true));
+      dgamma.add_(rowdot(dz, lhs.narrow(2, 0, out)).unsqueeze(2));
+      drho.add_(rowdot(dz, lhs.narrow(2, out, out)).unsqueeze(2));
       auto dXY = scaled_pair(dz, gamma, rho);
       dWS[l].baddbmm_(dXY.transpose(1, 2), h);
       dh = at::bmm(dXY, WS[l]);
@@ -595,8 +627,8 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
     auto dsq = at::where(sq > tau * tau, -clip / sq * dclip, at::zeros({}, sq.options()))
                    .unsqueeze(-1);
     for (int64_t l = 0; l < L; ++l) {
-      ddelta[l].addcmul_(dsq * a[l].square().sum(-1, true), delta[l]);
-      da[l].addcmul_(dsq * delta[l].square().sum(-1, true), a[l]);
+      ddelta[l].addcmul_(dsq * rowdot(a[l], a[l]).unsqueeze(2), delta[l]);
+      da[l].addcmul_(dsq * rowdot(delta[l], delta[l]).unsqueeze(2), a[l]);
     }
   }
 
