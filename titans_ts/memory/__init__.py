@@ -2,7 +2,8 @@
 
 - :func:`run_memory` — the public entry (validation, dtype rule, executor choice);
 - :func:`naive_run_memory` — token-by-token oracle (``executor="reference"``);
-- :func:`chunked_run_memory` — chunk-parallel dual form with a hand-written backward;
+- :func:`chunked_run_memory` — chunk-parallel dual form with a hand-written backward (on
+  CPU its per-chunk step runs through the compiled kernels of :mod:`.cpu_kernels`);
 - :class:`NeuralMemory` — the layer: projections, convolution, gates, output gate, state.
 """
 

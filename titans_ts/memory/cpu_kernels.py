@@ -1,20 +1,25 @@
-"""Compiled CPU step of the chunked executor, built on first use.
+"""Compiled CPU kernels of the memory, built on first use.
 
 The chunked executor (:mod:`.chunked`) runs a stream as a Python loop over chunks; each
 chunk's forward and hand-written backward issue a few hundred ATen ops. On CPU the Python
 interpreter and argument parsing of those calls cost about a tenth of a training step, so
-the same two functions also exist in C++ (``csrc/chunk_cpu.cpp``, the same op sequence
-issued through ATen) and are compiled with :func:`torch.utils.cpp_extension.load` the
-first time a CPU stream runs (about 30-60 s on 2 cores, cached afterwards in
-``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
+the same two functions also exist in C++ (``csrc/chunk_cpu.cpp``: the same op sequence
+issued through ATen, with one-pass loops where a chain of small ops was measurably slow:
+the gate product matrices, the float32 GELU with gelu' and gelu'' of the key path, the
+chunk-end weight/momentum scaling, row-wise dot products of the backward). The file also
+holds a one-pass causal depthwise convolution for :mod:`.conv`. It is compiled with
+:func:`torch.utils.cpp_extension.load` the first time a CPU stream runs (about 30 s on 2
+cores, cached afterwards in ``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
 
 Nothing else changes: chunking, checkpointing and the autograd wrapper stay in Python, and
 ``tests/memory/test_cpu_kernels.py`` checks the compiled step against the Python one
-(outputs, end state and every gradient). Without a C++ compiler (or ``ninja``) the build
-fails once, a warning is logged, and the Python step is used.
+(outputs, end state and every gradient, float64 to ~1e-12; the float32 GELU to ATen's own
+float32 accuracy). Without a C++ compiler (or ``ninja``) the build fails once, a warning is
+logged, and the Python step is used.
 
 Environment variable ``TITANS_TS_CPU_KERNELS``: ``0`` never builds or uses the compiled
-step, ``1`` (default) uses it when it builds, ``require`` raises when it cannot be built.
+kernels, ``1`` (default) uses them when they build, ``require`` raises when they cannot be
+built.
 """
 
 from __future__ import annotations
