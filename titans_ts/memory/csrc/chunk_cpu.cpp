@@ -126,29 +126,30 @@ inline void normal_cdf_pdf(float x, float& Phi, float& phi) {
 
 constexpr int64_t kGeluGrain = 16384;
 
-// act = gelu(z), dact = gelu'(z), act2 = gelu''(z) (act2 may be null)
-void gelu_pass(const float* __restrict__ z, float* __restrict__ act, float* __restrict__ dact,
-               float* __restrict__ act2, int64_t n) {
+// act = gelu(z), dact = gelu'(z) and, when kSecond, act2 = gelu''(z) over [begin, end)
+// (a compile-time switch keeps the loop free of branches, so it vectorises)
+template <bool kSecond>
+inline void gelu_loop(const float* __restrict__ z, float* __restrict__ act,
+                      float* __restrict__ dact, float* __restrict__ act2, int64_t begin,
+                      int64_t end) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    float Phi, phi;
+    const float x = z[i];
+    normal_cdf_pdf(x, Phi, phi);
+    act[i] = x * Phi;
+    dact[i] = Phi + x * phi;
+    if constexpr (kSecond) act2[i] = phi * (2.0f - x * x);
+  }
+}
+
+// act2 may be null (gelu'' not wanted)
+void gelu_pass(const float* z, float* act, float* dact, float* act2, int64_t n) {
   at::parallel_for(0, n, kGeluGrain, [&](int64_t begin, int64_t end) {
     if (act2 != nullptr) {
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) {
-        float Phi, phi;
-        const float x = z[i];
-        normal_cdf_pdf(x, Phi, phi);
-        act[i] = x * Phi;
-        dact[i] = Phi + x * phi;
-        act2[i] = phi * (2.0f - x * x);
-      }
+      gelu_loop<true>(z, act, dact, act2, begin, end);
     } else {
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) {
-        float Phi, phi;
-        const float x = z[i];
-        normal_cdf_pdf(x, Phi, phi);
-        act[i] = x * Phi;
-        dact[i] = Phi + x * phi;
-      }
+      gelu_loop<false>(z, act, dact, act2, begin, end);
     }
   });
 }
