@@ -163,6 +163,18 @@ def test_conv_compiled_equals_python(monkeypatch, T, with_cache, dtype):
         assert_close(name, a, b_, rtol)
 
 
+def test_conv_in_bfloat16_takes_the_python_path():
+    """The kernels cover float32/float64; other dtypes (CPU autocast) keep working."""
+    u = torch.randn(2, 9, 6, dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(6, 4, dtype=torch.bfloat16)
+    out, cache = causal_depthwise_conv(u, w, torch.zeros(6, dtype=torch.bfloat16), None)
+    ref, _ = causal_depthwise_conv(u.float(), w.float(), torch.zeros(6), None)
+    assert out.dtype == torch.bfloat16 and cache.shape == (2, 3, 6)
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+    out.sum().backward()
+    assert u.grad is not None and u.grad.dtype == torch.bfloat16
+
+
 @needs_kernels
 def test_conv_kernel_rejects_mixed_dtypes():
     module = cpu_kernels.load()

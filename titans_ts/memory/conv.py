@@ -93,7 +93,8 @@ def causal_depthwise_conv(
     if cache is None:
         cache = u.new_zeros(u.shape[0], K - 1, u.shape[2])
     cache = cache.to(u.dtype)
-    if u.device.type == "cpu" and cpu_kernels.load() is not None:
+    compiled_dtype = u.dtype in (torch.float32, torch.float64)  # the kernels' dtypes
+    if u.device.type == "cpu" and compiled_dtype and cpu_kernels.load() is not None:
         u = u.contiguous()
         out = _CompiledCausalDepthwiseConv.apply(u, weight, bias, cache.contiguous())
         T = u.shape[1]
