@@ -1,9 +1,12 @@
-// Compiled CPU step of the chunked executor: one chunk forward and its hand-written backward.
+// Compiled CPU kernels of the memory (built by titans_ts/memory/cpu_kernels.py):
+// one chunk forward and its hand-written backward for the chunked executor, and the layer's
+// causal depthwise convolution (at the end of the file).
 //
-// This is the same op sequence as ``_chunk_forward`` / ``_chunk_backward`` in
-// ``titans_ts/memory/chunked.py`` (read the derivation there), issued from C++ through ATen:
-// the Python interpreter and argument parsing cost ~1 us per op, and a chunk issues a few
-// hundred ops, which is a tenth of a training step at the standard configuration on 2 cores.
+// The chunk step follows ``_chunk_forward`` / ``_chunk_backward`` in
+// ``titans_ts/memory/chunked.py`` (read the derivation there) step by step, issued from C++
+// through ATen: the Python interpreter and argument parsing cost ~1 us per op, and a chunk
+// issues a few hundred ops. Where a chain of small ops was measurably slow it is one loop
+// here instead (gate products, the float32 GELU triple, chunk-end scaling, row-wise dots).
 // ``tests/memory/test_cpu_kernels.py`` checks both implementations against each other
 // (outputs, end state and every gradient) and the executor against the token-loop oracle.
 //
