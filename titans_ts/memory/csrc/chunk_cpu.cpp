@@ -15,8 +15,10 @@
 //   a[0..L) z[0..L-1) dact[0..L-1) act2[0..L-1) g[0..L-1) delta[0..L) hq[0..L) zq[0..L-1)
 //   lhs[0..L) Gm[0..L) Pe Pa M C sq clip    (sq, clip empty when not clipping)
 // ``dact[l] = act'(z[l])`` is kept so that the backward multiplies by it instead of
-// re-evaluating the activation's derivative twice more per hidden layer; ``act2[l]`` is
-// act''(z[l]) when the one-pass float32 GELU produced it, else empty.
+// re-evaluating the activation's derivative twice more per hidden layer. When the one-pass
+// float32 GELU ran, ``act2[l]`` holds act''(z[l]) * g[l] (all the backward needs of z and g)
+// and z[l], g[l] are empty: 2 fewer (n, hidden) tensors written and read back per chunk.
+// Otherwise act2[l] is empty and the backward evaluates act''(z[l]).
 
 #include <torch/extension.h>
 #include <ATen/AccumulateType.h>
@@ -355,8 +357,8 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
   const int64_t n = q.size(1);
 
   // 1. key path at the chunk-start weights
-  // dact[l] = act'(z[l]) (kept for the backward, or undefined), act2[l] = act''(z[l]) (or
-  // empty: the backward evaluates it)
+  // dact[l] = act'(z[l]) (kept for the backward, or undefined), act2[l] = act''(z[l]) from
+  // the one-pass GELU (times g[l] below), or undefined: the backward evaluates it
   vector<Tensor> a{k}, z, g, delta(L), dact, act2;
   Tensor h = k, zl;
   for (int64_t l = 0; l < L; ++l) {
@@ -386,6 +388,10 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
   for (int64_t l = L - 2; l >= 0; --l) {
     g[l] = at::bmm(delta[l + 1], Wg[l + 1]);
     delta[l] = dact[l].defined() ? g[l] * dact[l] : act_backward(act, g[l], z[l]);
+    if (act2[l].defined()) {  // the backward needs z and g only as act''(z) * g: keep that
+      act2[l].mul_(g[l]);
+      z[l] = g[l] = at::empty({0}, theta.options());
+    }
   }
 
   // 2b. per-token clipping folded into the learning rate
@@ -640,8 +646,8 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
   vector<Tensor> dz_key(L);
   for (int64_t l = 0; l < L - 1; ++l) {
     auto dg = ddelta[l] * dact[l];
-    dz_key[l] = (act2[l].numel() > 0 ? act2[l] * ddelta[l] : act_second(act, z[l]).mul_(ddelta[l]))
-                    .mul_(g[l]);
+    dz_key[l] = act2[l].numel() > 0 ? act2[l] * ddelta[l]  // act''(z) * g, kept
+                                    : act_second(act, z[l]).mul_(ddelta[l]).mul_(g[l]);
     ddelta[l + 1].baddbmm_(dg, Wg[l + 1].transpose(1, 2));
     dWg[l + 1].baddbmm_(delta[l + 1].transpose(1, 2), dg);
   }
