@@ -56,10 +56,10 @@ def _build_flags() -> tuple[str, list[str]]:
     ``-fopenmp``: ``at::parallel_for`` is inline OpenMP; without it the kernels run on one
     thread (not linked: the GOMP symbols resolve against torch's own libgomp).
     ``-fno-trapping-math -fno-math-errno`` (as torch's own build) let the compiler turn the
-    one-pass loops' selects into vector blends. ``-mavx2
-    -mfma`` where torch itself runs AVX2/AVX-512 kernels, so the one-pass loops vectorise 8
-    wide; the capability is part of the name, so a cache directory shared by machines of
-    different CPUs never hands one an unsupported build.
+    one-pass loops' selects into vector blends. ``-mavx2 -mfma`` where torch itself runs
+    AVX2/AVX-512 kernels, so the one-pass loops vectorise 8 wide; the capability is part of
+    the name, so a cache directory shared by machines of different CPUs never hands one an
+    unsupported build.
     """
     capability = "default"
     try:
@@ -90,7 +90,7 @@ def load() -> ModuleType | None:
         try:
             from torch.utils.cpp_extension import load as build
 
-            _log.info("building the compiled CPU step of the memory (once; ~30-60 s)")
+            _log.info("building the compiled CPU kernels of the memory (once; ~30 s on 2 cores)")
             name, flags = _build_flags()
             _built["module"] = build(
                 name=name, sources=[str(_SOURCE)], extra_cflags=flags, verbose=False
@@ -98,7 +98,7 @@ def load() -> ModuleType | None:
             return _built["module"]  # type: ignore[return-value]
         except Exception as exc:  # compiler, ninja or headers missing: fall back to Python
             _built["error"] = f"{type(exc).__name__}: {exc}".strip()[:2000]
-            _log.warning("compiled CPU step unavailable, using the Python step (%s)",
+            _log.warning("compiled CPU kernels unavailable, using the Python path (%s)",
                          _built["error"].splitlines()[0])
     if mode == "require":
         raise RuntimeError(
