@@ -9,7 +9,7 @@
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
 # 1. In the background, one process per job of the plan (PLAN=main, the default,
-#    PLAN=pooling, followup, grid or position: see plan_* below), each with a training
+#    PLAN=pooling, followup, grid, position or ensemble: see plan_* below), each with a training
 #    wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
@@ -20,14 +20,23 @@
 #      CPU work, run where the CPU is);
 #    - recipes/long_horizon.py: ETTm1 and Weather, one job per horizon, 8,192 train
 #      windows per epoch.
-# 2. Meanwhile: the Triton executor's tests on CUDA (tests/memory/test_triton.py).
-# 3. $OUT/results.tgz holds every log and result file; $OUT/summary.txt the headline lines.
+# 2. Meanwhile: the Triton executor's tests on CUDA (tests/memory/test_triton.py; PLAN=main,
+#    or any plan with TRITON_TESTS=1).
+# 3. $OUT/results.tgz holds every log and result file (refreshed every 30 s while the jobs
+#    run); $OUT/summary.txt the headline lines.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu_session_out}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d)"
 mkdir -p "$WORK/logs"
+# a snapshot of everything every 30 s, so a call cut by its time limit still returns what
+# finished (one archive: the device tool returns a limited number of files)
+( while sleep 30; do
+    tar czf "$OUT/.results.tgz" -C "$WORK" --exclude=./mps_pipe . 2> /dev/null \
+      && mv "$OUT/.results.tgz" "$OUT/results.tgz"
+  done ) &
+snap=$!
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export TITANS_TS_DATA_DIR="${TITANS_TS_DATA_DIR:-$PWD/.gpu_data}"
 unset TRITON_INTERPRET
@@ -182,13 +191,32 @@ plan_position() {  # next GPU session: the position-embedding candidate on the l
   done
 }
 
+plan_ensemble() {  # session 17: five seeds of the best single configurations of the two tasks
+  # with published targets (prom_core_all: 4-mers + positions + lr_decay, the CPU's 67.61 ±
+  # 0.62; tf/0: 6-mers, max pooling, 65.91), test probabilities saved so that the seed
+  # ensemble is scored afterwards (--average-proba); plus two regularisation probes on tf/0,
+  # whose dev loss turns up after 3-4 epochs
+  local s
+  for s in 0 1 2 3 4; do
+    job "gue_pca_pos_s$s" "${GEN[@]}" "${B128[@]}" --set kmer_k=4 --set position_embedding=True \
+      --set lr_decay=0.5 --seeds "$s" --save-proba --tasks prom_core_all --tag "pca_pos_s$s"
+    job "gue_tf0_k6_s$s" "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --seeds "$s" --save-proba \
+      --tasks tf/0 --tag "tf0_k6_s$s"
+  done
+  job gue_tf0_k6_drop3 "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --set dropout=0.3 --save-proba \
+    --tasks tf/0 --tag tf0_k6_drop3
+  job gue_tf0_k6_wd01 "${GEN[@]}" "${B128[@]}" --set kmer_k=6 --set weight_decay=0.1 --save-proba \
+    --tasks tf/0 --tag tf0_k6_wd01
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
   followup) plan_followup ;;
   grid) plan_grid ;;
   position) plan_position ;;
-  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position)" >&2; exit 2 ;;
+  ensemble) plan_ensemble ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position, ensemble)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
@@ -199,14 +227,14 @@ fi
 
 # 2. Triton tests on CUDA while the jobs run (correctness only, timings come later) -------
 rc_test=0
-if [ -z "${SMOKE:-}" ] && [ "${PLAN:-main}" = main ]; then
+if [ -z "${SMOKE:-}" ] && { [ "${PLAN:-main}" = main ] || [ -n "${TRITON_TESTS:-}" ]; }; then
   TITANS_TS_TRITON_DEVICE=cuda timeout "${TEST_TIMEOUT:-240}" \
     python -m pytest -q -p no:cacheprovider --durations=5 tests/memory/test_triton.py \
     > "$WORK/pytest_triton.txt" 2>&1
   rc_test=$?
   tail -n 5 "$WORK/pytest_triton.txt"
 fi
-pids=$(jobs -p | grep -v "^${smi:-x}$")
+pids=$(jobs -p | grep -v -e "^${smi:-x}$" -e "^${snap}$")
 [ -n "$pids" ] && wait $pids
 [ -n "${smi:-}" ] && kill "$smi" 2> /dev/null
 [ "$mps" = on ] && echo quit | nvidia-cuda-mps-control > /dev/null 2>&1
@@ -225,6 +253,8 @@ python recipes/genomics.py --report-from "$WORK/genomics" > "$WORK/logs/genomics
   cat "$WORK"/lh/*/*_results.csv 2>/dev/null
   cat "$WORK/gpu_load.csv" 2>/dev/null
 } > "$OUT/summary.txt" 2>&1
-tar czf "$OUT/results.tgz" -C "$WORK" .
+kill "$snap" 2> /dev/null
+wait "$snap" 2> /dev/null
+tar czf "$OUT/results.tgz" -C "$WORK" --exclude=./mps_pipe .
 cat "$OUT/summary.txt"
 [ "$rc_test" -eq 0 ]
