@@ -563,6 +563,51 @@ def test_position_embedding_option(motif_data, tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(X[:4]), est.decision_function(X[:4]))
 
 
+def test_kmer_linear_term_is_the_mean_token_score():
+    torch.manual_seed(0)
+    cfg = SequenceModelConfig(
+        vocab_size=9, pad_id=5, n_classes=3, pooling="max", kmer_linear=True,
+        backbone=build_sequence_backbone_config(
+            variant="mag", d_model=8, n_layers=1, n_heads=2, n_persistent=2,
+            memory_depth=2, memory_chunk_size=4, window=8, dropout=0.0,
+        ),
+    )
+    assert SequenceModelConfig.from_dict(cfg.to_dict()) == cfg
+    model = TitansSequenceModel(cfg).eval()
+    assert torch.count_nonzero(model.token_scores.weight) == 0  # starts as the network alone
+    with torch.no_grad():
+        model.token_scores.weight.normal_()
+        model.token_scores.weight[5].zero_()
+    rows = [np.array([0, 1, 2, 3, 0, 1, 2]), np.array([3, 3, 1, 0, 2, 2, 1, 0, 1, 2, 3, 0, 1])]
+    ids, mask = pad_batch(rows, pad_id=5)
+    with torch.no_grad():
+        logits = model(ids, mask)
+        network = model.head.classify(model.embed(ids, mask))
+    table = model.token_scores.weight.detach()
+    by_hand = torch.stack([table[torch.as_tensor(r)].mean(0) for r in rows])
+    torch.testing.assert_close(logits - network, by_hand, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="kmer_linear must be a bool"):
+        SequenceModelConfig(vocab_size=9, pad_id=5, n_classes=3, kmer_linear=1)
+
+
+def test_kmer_linear_option(motif_data, tmp_path):
+    X, y = motif_data
+    assert tiny().fit(X[:32], y[:32]).model_.token_scores is None
+    est = tiny(kmer_linear=True).fit(X, y)
+    scores = est.model_.token_scores.weight.detach()
+    assert scores.shape == (est.config_.vocab_size, 2)
+    assert torch.count_nonzero(scores[est.config_.pad_id]) == 0
+    assert scores.abs().max() > 1e-3  # trained away from its zero start
+    before = est.decision_function(X[:4])
+    with torch.no_grad():
+        est.model_.token_scores.weight.zero_()
+    assert not np.allclose(before, est.decision_function(X[:4]))
+    est = tiny(kmer_linear=True).fit(X, y)
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "kmer_linear"))
+    assert loaded.kmer_linear and loaded.config_.kmer_linear
+    np.testing.assert_array_equal(loaded.decision_function(X[:4]), est.decision_function(X[:4]))
+
+
 def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
     X, y = motif_data
     est = tiny(position_embedding="auto").fit(X, y)

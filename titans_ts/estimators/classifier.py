@@ -243,6 +243,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             windows aligned on the TSS); ``"auto"``: after the k-mer size is chosen, fit
             that size once more with it and keep the lower validation loss (one more
             network).
+        kmer_linear: also learn a linear model of the sequence's k-mer (token) frequencies,
+            added to the network's logits and trained with it (the k-mer baseline's model
+            class inside the classifier; off by default).
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
@@ -291,6 +294,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "window": [Interval(Integral, 1, None), None],
         "pooling": [Options(POOLINGS)],
         "position_embedding": ["boolean", Options(("auto",))],
+        "kmer_linear": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
@@ -329,6 +333,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         window: int | None = None,
         pooling: str = _D.pooling,
         position_embedding: bool | str = _D.position_embedding,
+        kmer_linear: bool = False,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
         max_time: float | None = None,
@@ -363,6 +368,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.window = window
         self.pooling = pooling
         self.position_embedding = position_embedding
+        self.kmer_linear = kmer_linear
         self.dropout = dropout
         self.max_epochs = max_epochs
         self.max_time = max_time
@@ -595,6 +601,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             head_dropout=float(self.dropout),
             backbone=backbone,
             max_positions=int(forward.lengths.max()) if position else 0,
+            kmer_linear=bool(self.kmer_linear),
         )
 
         with self._fit_context() as (seed, root):

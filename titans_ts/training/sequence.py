@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from titans_ts.backbone import TitansBackbone, TitansConfig
 from titans_ts.encoders.dna import KmerTokenizer, NucleotideTokenizer, PackedTokens
 from titans_ts.encoders.dna import reverse_complement as reverse_complement_str
-from titans_ts.heads.classification import POOLINGS, ClassificationHead
+from titans_ts.heads.classification import POOLINGS, ClassificationHead, masked_mean
 from titans_ts.memory import MemoryConfig
 
 __all__ = [
@@ -208,6 +208,10 @@ class SequenceModelConfig:
             positions ``0 .. max_positions - 1`` (counted from each sequence's start; later
             positions share the last one) is added to the token embeddings; 0: none (the
             backbone only sees relative positions).
+        kmer_linear: add a linear model of the sequence's token frequencies to the logits:
+            a learned score per token and class, averaged over the real tokens (with k-mer
+            tokens, logistic regression on k-mer frequencies, the model class of the
+            k-mer baseline, trained jointly with the network). Starts at zero.
     """
 
     vocab_size: int
@@ -217,6 +221,7 @@ class SequenceModelConfig:
     head_dropout: float = 0.0
     backbone: TitansConfig = field(default_factory=TitansConfig)
     max_positions: int = 0
+    kmer_linear: bool = False
 
     def __post_init__(self) -> None:
         for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2),
@@ -230,6 +235,8 @@ class SequenceModelConfig:
             raise ValueError(f"pad_id={self.pad_id} is outside vocab_size={self.vocab_size}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not isinstance(self.kmer_linear, bool):
+            raise TypeError(f"kmer_linear must be a bool, got {self.kmer_linear!r}")
         if not isinstance(self.backbone, TitansConfig):
             raise TypeError(f"backbone must be a TitansConfig, got {type(self.backbone).__name__}")
 
@@ -307,6 +314,12 @@ class TitansSequenceModel(nn.Module):
             nn.init.normal_(self.position.weight, std=0.02)
         self.backbone = TitansBackbone(config.backbone)
         self.head = ClassificationHead(d, config.n_classes, config.pooling, config.head_dropout)
+        self.token_scores = None
+        if config.kmer_linear:
+            self.token_scores = nn.Embedding(
+                config.vocab_size, config.n_classes, padding_idx=config.pad_id
+            )
+            nn.init.zeros_(self.token_scores.weight)
         self.register_buffer("class_weight", torch.ones(config.n_classes))
 
     def set_class_weight(self, weight: Sequence[float] | np.ndarray | None) -> None:
@@ -352,7 +365,10 @@ class TitansSequenceModel(nn.Module):
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Class logits ``(B, K)`` of ``ids (B, T)`` with ``mask (B, T)``."""
-        return self.head.classify(self.embed(ids, mask))
+        logits = self.head.classify(self.embed(ids, mask))
+        if self.token_scores is not None:
+            logits = logits + masked_mean(self.token_scores(ids), mask)
+        return logits
 
     def loss(self, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
         """Class-weighted cross-entropy (weighted mean over the batch) of ``labels (B,)``."""
