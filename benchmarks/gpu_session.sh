@@ -9,8 +9,8 @@
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
 # 1. In the background, one process per job of the plan (PLAN=main, the default,
-#    PLAN=pooling, followup, grid, position, ensemble or kmer_linear: see plan_* below), each with a training
-#    wall-clock limit
+#    PLAN=pooling, followup, grid, position, ensemble or kmer_linear: see plan_* below),
+#    each with a training wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
 #    jobs share the GPU through CUDA MPS when it starts (checked; off otherwise):
@@ -210,8 +210,10 @@ plan_ensemble() {  # session 17: five seeds of the best single configurations of
 }
 
 plan_kmer_linear() {  # next GPU session: kmer_linear=True (k-mer frequencies as a jointly
-  # trained linear term) against the same fit without, on every GUE task at the dev-chosen
-  # k-mer size (CPU tf/0, one seed: dev 0.4598 with vs 0.4520 without, test 64.75 vs 64.62)
+  # trained linear term) on every GUE task at the dev-chosen k-mer size, max pooling, no
+  # positions: compare each with that task's cell of the session-12 grid (docs/results.md,
+  # "k-mer size x pooling"; same batch, lr and pooling; limits 220-300 s there, so give
+  # MAX_TIME=300). CPU tf/0, one seed: dev 0.4598 with vs 0.4520 without, test 64.75 vs 64.62
   local t k
   for t in prom_core_all prom_core_notata prom_core_tata prom_300_tata tf/0 tf/1 tf/2 mouse/0 \
       mouse/2; do
