@@ -213,7 +213,8 @@ plan_kmer_linear() {  # next GPU session: kmer_linear=True (k-mer frequencies as
   # trained linear term) on every GUE task at the dev-chosen k-mer size, max pooling, no
   # positions: compare each with that task's cell of the session-12 grid (docs/results.md,
   # "k-mer size x pooling"; same batch, lr and pooling; limits 220-300 s there, so give
-  # MAX_TIME=300). CPU tf/0, one seed: dev 0.4598 with vs 0.4520 without, test 64.75 vs 64.62
+  # MAX_TIME=300). CPU, one seed: the term lowered the dev loss on mouse/0 and prom_core_tata,
+  # raised it on tf/0 and mouse/2
   local t k
   for t in prom_core_all prom_core_notata prom_core_tata prom_300_tata tf/0 tf/1 tf/2 mouse/0 \
       mouse/2; do
