@@ -32,10 +32,11 @@ WORK="$(mktemp -d)"
 mkdir -p "$WORK/logs"
 # a snapshot of everything every 30 s, so a call cut by its time limit still returns what
 # finished (one archive: the device tool returns a limited number of files)
-( while sleep 30; do
-    tar czf "$OUT/.results.tgz" -C "$WORK" --exclude=./mps_pipe . 2> /dev/null \
-      && mv "$OUT/.results.tgz" "$OUT/results.tgz"
-  done ) &
+snapshot() {
+  tar czf "$OUT/.results.tgz" -C "$WORK" --exclude=./mps_pipe . 2> /dev/null \
+    && mv "$OUT/.results.tgz" "$OUT/results.tgz"
+}
+( while sleep 30; do snapshot; done ) &
 snap=$!
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export TITANS_TS_DATA_DIR="${TITANS_TS_DATA_DIR:-$PWD/.gpu_data}"
@@ -271,6 +272,6 @@ python recipes/genomics.py --report-from "$WORK/genomics" > "$WORK/logs/genomics
 } > "$OUT/summary.txt" 2>&1
 kill "$snap" 2> /dev/null
 wait "$snap" 2> /dev/null
-tar czf "$OUT/results.tgz" -C "$WORK" --exclude=./mps_pipe .
+snapshot
 cat "$OUT/summary.txt"
 [ "$rc_test" -eq 0 ]
