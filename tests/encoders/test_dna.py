@@ -177,6 +177,34 @@ def test_kmer_matches_naive_slicing(seq: str, k: int, overlapping: bool) -> None
     assert tok.encode(seq).tolist() == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(st.text(alphabet="ACGTN", min_size=1, max_size=20), min_size=1, max_size=4),
+    k=st.integers(1, 8),
+)
+def test_ids_ending_at_matches_per_record_tokenisation(records: list[str], k: int) -> None:
+    """Entry t is the overlapping k-mer ending at base t of its own record, [UNK] before."""
+    tok = KmerTokenizer(k)
+    codes = NucleotideTokenizer().encode("".join(records))
+    starts = np.cumsum([0] + [len(r) for r in records[:-1]])
+    got = tok.ids_ending_at(codes, starts)
+    expected: list[int] = []
+    for rec in records:
+        expected += [tok.unk_id] * min(k - 1, len(rec)) + naive_kmer_ids(rec, k, 1)
+    assert got.dtype == np.int64 and got.tolist() == expected
+
+
+def test_ids_ending_at_hand_example_and_bad_input() -> None:
+    tok = KmerTokenizer(2)
+    codes = NucleotideTokenizer().encode("ACGTAC")
+    assert tok.ids_ending_at(codes).tolist() == [16, 1, 6, 11, 12, 1]  # [UNK] AC CG GT TA AC
+    assert tok.ids_ending_at(codes, [0, 3]).tolist() == [16, 1, 6, 16, 12, 1]  # ACG | TAC
+    with pytest.raises(ValueError, match="nucleotide ids in 0..4"):
+        tok.ids_ending_at(np.array([0, 7]))
+    with pytest.raises(ValueError, match="sorted non-negative"):
+        tok.ids_ending_at(codes, [3, 0])
+
+
 @pytest.mark.parametrize("k", [0, 9, -1])
 def test_k_out_of_bounds(k: int) -> None:
     with pytest.raises(ValueError, match=r"k must be in \[1, 8\]"):

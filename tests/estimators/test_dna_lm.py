@@ -123,3 +123,62 @@ def test_conventions_and_bad_inputs(genome, tmp_path):
         est.fit(42)
     with pytest.raises(ValueError, match="'context_length' parameter of TitansDNALM"):
         TitansDNALM(context_length=0).fit(genome)
+
+
+@pytest.fixture(scope="module")
+def kmer_lm(genome) -> TitansDNALM:
+    return TitansDNALM(**TINY, kmer_k=3).fit(genome)
+
+
+def test_kmer_input_lm_learns_and_streams_in_pieces(kmer_lm, genome):
+    assert kmer_lm.config_.kmer_k == 3 and kmer_lm.config_.vocab_size == 4**3 + 10
+    assert kmer_lm.bits_per_base(genome) < 1.5
+    codes = genome_codes(genome[:500])
+    whole = list(stream_genome(kmer_lm.model_, codes, piece_length=10**6))[-1]
+    for piece in (1, 2, 37):  # pieces shorter than k: the k-mer ids are cut before the pieces
+        split = list(stream_genome(kmer_lm.model_, codes, piece_length=piece))[-1]
+        assert split.bits_per_base == pytest.approx(whole.bits_per_base, abs=1e-5)
+
+
+def test_kmer_windows_pair_kmer_inputs_with_next_bases():
+    from titans_ts.encoders.dna import KmerTokenizer
+    from titans_ts.training.dna_lm import GenomeWindows, input_ids
+
+    codes, starts = genome_codes(["ACGTTGCA", "GGATC"], with_starts=True)
+    assert starts.tolist() == [0, 8]
+    ids = input_ids(codes, 3, starts)
+    windows = GenomeWindows(codes, 4, ids=ids)
+    assert len(windows) == 13 - 4
+    inputs, targets = windows[8]
+    tok = KmerTokenizer(3)
+    # bases 8..11 of "ACGTTGCA" + "GGATC" are G G A T, all in record 2: the 3-mers ending
+    # there are [UNK] [UNK] (fewer than 3 bases of the record) GGA GAT; targets are 9..12
+    assert inputs.tolist() == [tok.unk_id, tok.unk_id, *tok.encode("GGAT").tolist()]
+    assert targets.tolist() == genome_codes("GATC").tolist()
+    nuc_inputs, nuc_targets = GenomeWindows(codes, 4)[8]
+    assert nuc_inputs.tolist() == codes[8:12].tolist() and nuc_targets.equal(targets)
+
+
+def test_kmer_lm_initialises_a_kmer_classifier(kmer_lm, genome, tmp_path):
+    from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
+
+    folder = kmer_lm.save(tmp_path / "lm")
+    loaded = TitansDNALM.load(folder)
+    assert loaded.config_ == kmer_lm.config_
+    assert loaded.bits_per_base(genome[:400]) == kmer_lm.bits_per_base(genome[:400])
+    # records are streamed with their own k-mers (none spans two strings)
+    records = [genome[:150], genome[150:400]]
+    codes, starts = genome_codes(records, with_starts=True)
+    expected = list(stream_genome(kmer_lm.model_, codes, starts=starts))[-1].bits_per_base
+    assert kmer_lm.bits_per_base(records) == pytest.approx(expected, abs=1e-9)
+    split, _ = make_planted_motif_dataset(48, length=(20, 30), motif_length=6, seed=1)
+    clf = TitansSequenceClassifier(
+        pretrained=str(folder), max_epochs=1, learning_rate=1e-12, early_stopping=False,
+        position_embedding=False, accelerator="cpu", random_state=0,
+    ).fit(split.sequences, split.labels)
+    assert getattr(clf.tokenizer_, "k", None) == 3
+    for key, value in kmer_lm.model_.state_dict().items():
+        if key.startswith(("backbone.", "embedding.")):
+            torch.testing.assert_close(clf.model_.state_dict()[key], value, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="'kmer_k' parameter of TitansDNALM"):
+        TitansDNALM(kmer_k=9).fit(genome)

@@ -620,6 +620,39 @@ class KmerTokenizer(_DNATokenizer):
         ids[~is_kmer] = self.single_base_offset + codes[pos[~is_kmer]].astype(np.int64)
         return PackedTokens(ids, cu)
 
+    def ids_ending_at(self, codes: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
+        """Id of the k-mer that *ends* at every base of nucleotide codes ``(L,)``: ``(L,)``
+        int64, for a causal (next-base) model whose input at base ``t`` may only see bases
+        ``<= t``.
+
+        Entry ``t`` equals ``encode(seq)[t - k + 1]`` (the overlapping tokenisation); it is
+        ``[UNK]`` when the k-mer holds an ``N`` or when fewer than ``k`` bases of the record
+        end at ``t`` (the record's first ``k - 1`` bases, so no k-mer spans two records).
+
+        Args:
+            codes: nucleotide ids ``0..4`` (``NucleotideTokenizer`` ids of ``A C G T N``),
+                several records joined end to end.
+            starts: sorted 0-based start offsets of the records in ``codes`` (default: one
+                record starting at 0).
+        """
+        codes = np.asarray(codes)
+        if codes.ndim != 1:
+            raise ValueError(f"codes must be 1-D (L,), got shape {codes.shape}")
+        if codes.size and (codes.min() < 0 or codes.max() > _N_CODE):
+            raise ValueError(
+                "codes must be nucleotide ids in 0..4 (A C G T N); tokenise with "
+                "NucleotideTokenizer first"
+            )
+        codes = codes.astype(np.uint8)
+        out = np.full(codes.size, self.unk_id, dtype=np.int64)
+        out[self.k - 1 :] = self._window_ids(codes)
+        starts = np.zeros(1, dtype=np.int64) if starts is None else np.asarray(starts, np.int64)
+        if starts.ndim != 1 or np.any(starts < 0) or np.any(np.diff(starts) < 0):
+            raise ValueError("starts must be sorted non-negative 0-based record offsets")
+        head = (starts[:, None] + np.arange(self.k - 1, dtype=np.int64)[None, :]).ravel()
+        out[head[head < codes.size]] = self.unk_id
+        return out
+
     def count(self, seq: str) -> np.ndarray:
         """Overlapping k-mer counts of ``seq``: ``(4**k,)`` int64 (k-mers with N are skipped).
 

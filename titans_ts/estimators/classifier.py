@@ -63,6 +63,7 @@ from titans_ts.training.sequence import (
     predict_logits,
     sequence_embeddings,
     tokenize_both_strands,
+    tokenizer_spec,
 )
 
 __all__ = [
@@ -529,7 +530,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.position_scores_ = None
         if auto_pos:
             plain = chosen
-            with_pos = fit_one(_tokenizer_spec(plain["tokenizer"]), True)
+            with_pos = fit_one(tokenizer_spec(plain["tokenizer"]), True)
             chosen, pos_compared = best([plain, with_pos])
             if pos_compared:
                 self.position_scores_ = {
@@ -744,7 +745,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             "format_version": CLASSIFIER_FORMAT_VERSION,
             "params": params,
             "model_config": self.config_.to_dict(),
-            "tokenizer": _tokenizer_spec(self.tokenizer_),
+            "tokenizer": tokenizer_spec(self.tokenizer_),
             "fitted": {
                 "classes_": {
                     "dtype": self.classes_.dtype.str if self.classes_.dtype != object else "O",
@@ -820,14 +821,6 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _tokenizer_spec(tokenizer: Any) -> dict[str, Any]:
-    """``make_tokenizer`` keyword arguments that rebuild ``tokenizer``."""
-    k = getattr(tokenizer, "k", None)
-    if k is None:
-        return {"kind": "nucleotide"}
-    return {"kind": "kmer", "k": int(k), "overlapping": bool(tokenizer.overlapping)}
 
 
 def _read_document(path: str | os.PathLike, format_name: str, version: int) -> dict[str, Any]:

@@ -8,11 +8,16 @@ Quick start::
     lm.save("lm")
     clf = TitansSequenceClassifier(pretrained="lm").fit(X, y)  # starts from the LM weights
 
-Training draws random windows of ``context_length + 1`` bases (all records of a FASTA are
-joined; lower case is upper-cased, IUPAC codes become ``N``) and minimises the next-base
-cross-entropy. Evaluation streams the whole sequence through the model in pieces with the
-backbone state carried (:func:`~titans_ts.training.dna_lm.stream_genome`), so the memory
-sees everything before each base, not only a window.
+Training draws random windows of ``context_length + 1`` bases (all records of a FASTA, or
+all strings of a list, are joined; lower case is upper-cased, IUPAC codes become ``N``) and
+minimises the next-base cross-entropy. The input token at each base is the base
+(``kmer_k=None``) or the overlapping k-mer ending there (``kmer_k=k``, never spanning two
+records): a k-mer model initialises a classifier that uses the same k-mers, e.g.
+``TitansDNALM(kmer_k=6, variant="mag", d_model=64)`` for the classifier's 6-mer tokens
+(``recipes/genomics_pretrain.py`` does this on GUE training sequences). Evaluation streams
+the whole sequence through the model in pieces with the backbone state carried
+(:func:`~titans_ts.training.dna_lm.stream_genome`), so the memory sees everything before
+each base, not only a window.
 
 All defaults live in :data:`DNALM_DEFAULTS` (:class:`DNALMDefaults`).
 """
@@ -40,10 +45,11 @@ from titans_ts.training.dna_lm import (
     StreamReport,
     TitansDNAModel,
     genome_codes,
+    input_ids,
     stream_genome,
 )
 from titans_ts.training.lightning import LossHistory, LossModule
-from titans_ts.training.sequence import build_sequence_backbone_config
+from titans_ts.training.sequence import build_sequence_backbone_config, tokenizer_spec
 
 __all__ = ["DNALM_DEFAULTS", "DNALM_FORMAT_VERSION", "DNALMDefaults", "TitansDNALM"]
 
@@ -78,14 +84,16 @@ class DNALMDefaults:
     weight_decay: float = 0.01
     gradient_clip_val: float | None = 1.0
     piece_length: int = 4096
+    kmer_k: int | None = None
 
 
 DNALM_DEFAULTS = DNALMDefaults()
 _D = DNALM_DEFAULTS
 
 
-def _read_codes(X: Any) -> np.ndarray:
-    """Nucleotide ids ``(L,)`` of a FASTA path, a string or a list of strings (joined)."""
+def _read_codes(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Nucleotide ids ``(L,)`` of a FASTA path, a string or a list of strings (joined) and
+    the records' start offsets ``(R,)``."""
     # a str is a path when it names a file or contains a path character; else it is DNA
     if isinstance(X, os.PathLike) or (
         isinstance(X, str) and (os.path.isfile(X) or any(c in X for c in "/\\."))
@@ -98,11 +106,9 @@ def _read_codes(X: Any) -> np.ndarray:
                 f"{str(path)!r} is not a file; pass a FASTA path (plain or .gz), a DNA "
                 "string or a list of DNA strings"
             )
-        return genome_codes(list(read_fasta(path).values()))
-    if isinstance(X, str):
-        return genome_codes(X)
-    if isinstance(X, (list, tuple)):
-        return genome_codes(list(X))
+        return genome_codes(list(read_fasta(path).values()), with_starts=True)
+    if isinstance(X, (str, list, tuple)):
+        return genome_codes(X if isinstance(X, str) else list(X), with_starts=True)
     raise TypeError(
         f"expected a FASTA path, a DNA string or a list of DNA strings, got {type(X).__name__}"
     )
@@ -114,9 +120,14 @@ class TitansDNALM(TitansBaseEstimator):
     Parameters (see :class:`DNALMDefaults`):
         variant, d_model, n_layers, n_heads, n_persistent, memory_depth, memory_chunk_size,
         window, dropout: the backbone (as in :class:`TitansSequenceClassifier`).
+        kmer_k: input tokens: ``None`` bases, or ``k`` in ``[1, 8]`` overlapping k-mers
+            ending at each base (the classifier's ``kmer_k``); the output is always the next
+            base.
         context_length: bases per training window.
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
+        max_time: wall-clock limit of training in seconds (``None``: none); training stops
+            after the step that crosses it, whatever ``max_epochs`` says.
         accelerator, devices, random_state, verbose: as in the other estimators.
 
     Fitted attributes:
@@ -146,6 +157,8 @@ class TitansDNALM(TitansBaseEstimator):
         "devices": [Interval(Integral, 1, None), Options(("auto",)), list],
         "random_state": [Interval(Integral, 0, 2**32 - 1), np.random.Generator, None],
         "verbose": ["boolean"],
+        "kmer_k": [Interval(Integral, 1, 8), None],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -171,6 +184,8 @@ class TitansDNALM(TitansBaseEstimator):
         devices: int | str | list[int] = 1,
         random_state: int | np.random.Generator | None = None,
         verbose: bool = False,
+        kmer_k: int | None = _D.kmer_k,
+        max_time: float | None = None,
     ) -> None:
         self.variant = variant
         self.d_model = d_model
@@ -192,6 +207,8 @@ class TitansDNALM(TitansBaseEstimator):
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose
+        self.kmer_k = kmer_k
+        self.max_time = max_time
 
     def fit(self, X: Any, y: None = None) -> TitansDNALM:
         """Pretrain on ``X``: a FASTA path (plain or gzip; records joined), a DNA string or
@@ -202,8 +219,9 @@ class TitansDNALM(TitansBaseEstimator):
                 f"TitansDNALM: d_model={self.d_model} must be divisible by "
                 f"n_heads={self.n_heads} with an even per-head width; e.g. d_model=32, n_heads=2"
             )
-        codes = _read_codes(X)
-        config = DNALMConfig(
+        codes, starts = _read_codes(X)
+        config = DNALMConfig.for_tokenizer(
+            kmer_k=None if self.kmer_k is None else int(self.kmer_k),
             backbone=build_sequence_backbone_config(
                 variant=self.variant,
                 d_model=self.d_model,
@@ -217,7 +235,9 @@ class TitansDNALM(TitansBaseEstimator):
             )
         )
         with self._fit_context() as (seed, root):
-            data = GenomeWindows(codes, self.context_length)
+            data = GenomeWindows(
+                codes, self.context_length, ids=input_ids(codes, config.kmer_k, starts)
+            )
             model = TitansDNAModel(config)
             module = LossModule(model, self.learning_rate, self.weight_decay)
             # every epoch draws fresh windows from a seeded generator (reproducible fits)
@@ -229,6 +249,7 @@ class TitansDNALM(TitansBaseEstimator):
             history = LossHistory()
             trainer = self._make_trainer(
                 max_epochs=self.max_epochs,
+                max_time=self.max_time,
                 root_dir=root,
                 callbacks=[history],
                 gradient_clip_val=self.gradient_clip_val,
@@ -250,11 +271,11 @@ class TitansDNALM(TitansBaseEstimator):
         in ``piece_length``-base pieces; returns the progress reports (the last covers all
         bases)."""
         self._check_fitted()
-        codes = _read_codes(X)
+        codes, starts = _read_codes(X)
         return list(
             stream_genome(
-                self.model_, codes, piece_length=piece_length, report_every=report_every,
-                device=self._device(),
+                self.model_, codes, starts=starts, piece_length=piece_length,
+                report_every=report_every, device=self._device(),
             )
         )
 
@@ -281,7 +302,7 @@ class TitansDNALM(TitansBaseEstimator):
             "format_version": DNALM_FORMAT_VERSION,
             "params": params,
             "model_config": self.config_.to_dict(),
-            "tokenizer": {"kind": "nucleotide"},
+            "tokenizer": tokenizer_spec(self.config_.tokenizer()),
             "fitted": {
                 "history_": self.history_,
                 "n_bases_": self.n_bases_,

@@ -1,15 +1,20 @@
 """Next-nucleotide language model on the streaming Titans backbone (no Lightning here).
 
-Network (:class:`TitansDNAModel`): nucleotide embedding → :class:`TitansBackbone` →
-linear head over the 5 bases ``A C G T N``. It shares the ``embedding.*`` / ``backbone.*``
-parameter names of :class:`~titans_ts.training.sequence.TitansSequenceModel`, so a trained
-language model initialises a classifier.
+Network (:class:`TitansDNAModel`): token embedding → :class:`TitansBackbone` → linear head
+over the 5 bases ``A C G T N``. The input token at base ``t`` is the base itself
+(:class:`NucleotideTokenizer` ids, ``kmer_k=None``) or the overlapping k-mer that ends at
+base ``t`` (:class:`KmerTokenizer` ids, ``kmer_k=k``; :func:`input_ids`), so a k-mer model
+still predicts one base at a time and is scored in bits per base. It shares the
+``embedding.*`` / ``backbone.*`` parameter names and the tokenizer ids of
+:class:`~titans_ts.training.sequence.TitansSequenceModel`, so a trained language model
+initialises a classifier with the same tokenizer.
 
 Shapes:
 
-* ``ids``: ``(B, T)`` int64 nucleotide ids in ``0..4`` (:class:`NucleotideTokenizer`);
+* ``ids``: ``(B, T)`` int64 input ids (:func:`input_ids` of the bases);
 * logits: ``(B, T, 5)``, row ``t`` predicting base ``t + 1``;
-* training windows: ``(B, T + 1)`` (inputs ``[:, :-1]``, targets ``[:, 1:]``).
+* training pairs (:class:`GenomeWindows`): inputs ``(B, T)`` = ids of bases ``i .. i+T-1``,
+  targets ``(B, T)`` = nucleotide codes of bases ``i+1 .. i+T``.
 
 Streaming (:func:`stream_genome`): the genome is fed in fixed-size pieces with the backbone
 state carried between them (memory weights, momentum, attention cache), in
@@ -32,8 +37,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from titans_ts.backbone import BackboneState, TitansBackbone, TitansConfig
-from titans_ts.encoders.dna import NucleotideTokenizer
-from titans_ts.training.sequence import backbone_config_from_dict
+from titans_ts.encoders.dna import KmerTokenizer, NucleotideTokenizer
+from titans_ts.training.sequence import Tokenizer, backbone_config_from_dict, make_tokenizer
 
 __all__ = [
     "N_BASES",
@@ -42,6 +47,7 @@ __all__ = [
     "StreamReport",
     "TitansDNAModel",
     "genome_codes",
+    "input_ids",
     "stream_genome",
 ]
 
@@ -50,13 +56,36 @@ N_BASES = 5
 _LN2 = math.log(2.0)
 
 
-def genome_codes(sequences: list[str] | str) -> np.ndarray:
+def genome_codes(
+    sequences: list[str] | str, *, with_starts: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Nucleotide ids ``(L,)`` uint8 in ``0..4`` of one string or several joined end to end
-    (validated by :class:`NucleotideTokenizer`: bad characters name sequence and position)."""
+    (validated by :class:`NucleotideTokenizer`: bad characters name sequence and position).
+
+    With ``with_starts=True`` also returns the records' 0-based start offsets ``(R,)``
+    int64 (what :func:`input_ids` needs so that no k-mer spans two records)."""
     tok = NucleotideTokenizer()
     if isinstance(sequences, str):
-        return tok.encode(sequences).astype(np.uint8)
-    return tok.encode_packed(sequences).ids.astype(np.uint8)
+        codes, starts = tok.encode(sequences).astype(np.uint8), np.zeros(1, dtype=np.int64)
+    else:
+        packed = tok.encode_packed(sequences)
+        codes, starts = packed.ids.astype(np.uint8), np.asarray(packed.cu_seqlens[:-1], np.int64)
+    return (codes, starts) if with_starts else codes
+
+
+def input_ids(
+    codes: np.ndarray, kmer_k: int | None = None, starts: np.ndarray | None = None
+) -> np.ndarray:
+    """Model input id of every base ``(L,)`` int64 for nucleotide codes ``(L,)``.
+
+    ``kmer_k=None``: the base's own nucleotide id. ``kmer_k=k``: the id of the overlapping
+    k-mer ending at the base (:meth:`KmerTokenizer.ids_ending_at`; ``[UNK]`` for the first
+    ``k - 1`` bases of each record in ``starts``).
+    """
+    codes = np.asarray(codes)
+    if kmer_k is None:
+        return codes.astype(np.int64)
+    return KmerTokenizer(kmer_k).ids_ending_at(codes, starts)
 
 
 @dataclass(frozen=True)
@@ -64,14 +93,31 @@ class DNALMConfig:
     """Everything needed to rebuild a :class:`TitansDNAModel` (JSON round-trips).
 
     Attributes:
-        vocab_size: input ids (the nucleotide tokenizer's 9; only ``0..4`` occur in genomes).
+        vocab_size: input ids (the tokenizer's vocabulary: 9 for nucleotides, ``4**k + 10``
+            for k-mers); set by :meth:`for_tokenizer`.
         pad_id: id of ``[PAD]``.
         backbone: the Titans backbone.
+        kmer_k: ``None`` (input tokens are bases) or ``k`` (overlapping k-mers ending at
+            each base, ``1 <= k <= 8``).
     """
 
     vocab_size: int = 9
     pad_id: int = 5
     backbone: TitansConfig = field(default_factory=TitansConfig)
+    kmer_k: int | None = None
+
+    @classmethod
+    def for_tokenizer(cls, backbone: TitansConfig, kmer_k: int | None = None) -> DNALMConfig:
+        """The config whose vocabulary and pad id are those of the tokenizer ``kmer_k``."""
+        tok = cls(kmer_k=kmer_k).tokenizer()
+        return cls(vocab_size=tok.vocab_size, pad_id=tok.pad_id, backbone=backbone,
+                   kmer_k=kmer_k)
+
+    def tokenizer(self) -> Tokenizer:
+        """The input tokenizer (what a classifier started from this model must use)."""
+        if self.kmer_k is None:
+            return make_tokenizer("nucleotide")
+        return make_tokenizer("kmer", k=self.kmer_k, overlapping=True)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -111,32 +157,47 @@ class TitansDNAModel(nn.Module):
         h, state = self.backbone(self.embedding(ids), state)
         return self.lm_head(h), state
 
-    def loss(self, windows: Tensor) -> Tensor:
-        """Mean next-base cross-entropy in nats over ``windows (B, T + 1)``."""
-        if windows.dim() != 2 or windows.shape[1] < 2:
-            raise ValueError(f"windows must have shape (B, T + 1 >= 2), got {tuple(windows.shape)}")
-        logits, _ = self(windows[:, :-1])
-        return F.cross_entropy(logits.reshape(-1, N_BASES), windows[:, 1:].reshape(-1))
+    def loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean next-base cross-entropy in nats: ``inputs (B, T)`` ids of bases ``i..i+T-1``,
+        ``targets (B, T)`` nucleotide codes of bases ``i+1..i+T``."""
+        if inputs.dim() != 2 or inputs.shape != targets.shape:
+            raise ValueError(
+                f"inputs and targets must both have shape (B, T), got {tuple(inputs.shape)} "
+                f"and {tuple(targets.shape)}"
+            )
+        logits, _ = self(inputs)
+        return F.cross_entropy(logits.reshape(-1, N_BASES), targets.reshape(-1))
 
 
 class GenomeWindows(Dataset):
-    """Every window of ``length + 1`` consecutive bases of ``codes``: item ``i`` is the
-    ``(length + 1,)`` int64 tensor starting at base ``i`` (cut lazily, memory flat)."""
+    """Every window of ``length`` next-base predictions in ``codes``: item ``i`` is
+    ``(input ids (length,), target codes (length,))`` for bases ``i..i+length-1`` →
+    ``i+1..i+length``, both int64 (cut lazily, memory flat).
 
-    def __init__(self, codes: np.ndarray, length: int) -> None:
+    Args:
+        codes: nucleotide ids ``(L,)`` (:func:`genome_codes`).
+        length: predictions per window (``context_length``).
+        ids: model input ids ``(L,)`` (:func:`input_ids`); default the codes themselves.
+    """
+
+    def __init__(self, codes: np.ndarray, length: int, ids: np.ndarray | None = None) -> None:
         if len(codes) < length + 1:
             raise ValueError(
                 f"the sequence has {len(codes)} bases, fewer than context_length + 1 = "
                 f"{length + 1}; pass a longer sequence or a shorter context_length"
             )
+        if ids is not None and len(ids) != len(codes):
+            raise ValueError(f"ids has {len(ids)} entries for {len(codes)} bases")
         self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+        self.ids = self.codes if ids is None else torch.from_numpy(np.asarray(ids, np.int64))
         self.length = int(length)
 
     def __len__(self) -> int:
         return len(self.codes) - self.length
 
-    def __getitem__(self, index: int) -> tuple[Tensor]:
-        return (self.codes[index : index + self.length + 1],)
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        end = index + self.length
+        return self.ids[index:end], self.codes[index + 1 : end + 1]
 
 
 @dataclass
@@ -168,6 +229,7 @@ def stream_genome(
     model: TitansDNAModel,
     codes: np.ndarray,
     *,
+    starts: np.ndarray | None = None,
     piece_length: int = 4096,
     report_every: int = 500_000,
     device: torch.device | str = "cpu",
@@ -178,13 +240,15 @@ def stream_genome(
     ``torch.inference_mode``; piece ``j`` reads bases ``[jP, (j+1)P)`` and is scored on
     bases ``[jP + 1, (j+1)P]``, so all ``L - 1`` next-base predictions are scored as in one
     call on the whole sequence (the carried state makes pieces equal to one call). Yields a
-    :class:`StreamReport` every ``report_every`` bases and a final one.
+    :class:`StreamReport` every ``report_every`` bases and a final one. A k-mer model reads
+    :func:`input_ids` of ``codes`` (``starts``: record offsets, default one record).
     """
     if piece_length < 1:
         raise ValueError(f"piece_length must be >= 1, got {piece_length}")
     device = torch.device(device)
     model = model.to(device).eval()
     codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    ids_t = torch.from_numpy(input_ids(codes, model.config.kmer_k, starts))
     total_nats = 0.0
     scored = 0
     state: BackboneState | None = None
@@ -192,8 +256,9 @@ def stream_genome(
     next_report = report_every
     with torch.inference_mode():
         for start in range(0, len(codes_t) - 1, piece_length):
-            piece = codes_t[start : start + piece_length + 1].to(device)
-            inputs, targets = piece[:-1], piece[1:]
+            end = min(start + piece_length, len(codes_t) - 1)
+            inputs = ids_t[start:end].to(device)
+            targets = codes_t[start + 1 : end + 1].to(device)
             logits, state = model(inputs[None], state)
             nats = F.cross_entropy(logits[0], targets, reduction="sum")
             total_nats += float(nats)

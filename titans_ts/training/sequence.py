@@ -47,6 +47,7 @@ __all__ = [
     "TokenizedSequences",
     "build_sequence_backbone_config",
     "make_tokenizer",
+    "tokenizer_spec",
     "pad_batch",
     "predict_logits",
     "sequence_embeddings",
@@ -66,6 +67,15 @@ def make_tokenizer(kind: str, k: int = 3, overlapping: bool = True) -> Tokenizer
     if kind == "kmer":
         return KmerTokenizer(int(k), overlapping=bool(overlapping))
     raise ValueError(f"tokenizer must be 'nucleotide' or 'kmer', got {kind!r}")
+
+
+def tokenizer_spec(tokenizer: Tokenizer) -> dict[str, Any]:
+    """:func:`make_tokenizer` keyword arguments that rebuild ``tokenizer`` (JSON-safe)."""
+    if isinstance(tokenizer, KmerTokenizer):
+        return {"kind": "kmer", "k": int(tokenizer.k), "overlapping": bool(tokenizer.overlapping)}
+    if isinstance(tokenizer, NucleotideTokenizer):
+        return {"kind": "nucleotide"}
+    raise TypeError(f"expected a NucleotideTokenizer or KmerTokenizer, got {tokenizer!r}")
 
 
 def tokenize_both_strands(
