@@ -3,6 +3,7 @@ initialising a classifier from the pretrained weights."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -98,7 +99,9 @@ def test_classifier_starts_from_pretrained_lm(lm, tmp_path):
         position_embedding=False,
         accelerator="cpu", random_state=0,
     ).fit(split.sequences, split.labels)
-    assert clf.config_.backbone == lm.config_.backbone
+    # sizes come from the LM, dropout (regularisation of the fine-tuning) from the classifier
+    assert clf.config_.backbone == dataclasses.replace(lm.config_.backbone, dropout=0.1)
+    assert lm.config_.backbone.dropout == 0.0
     for key, value in lm.model_.state_dict().items():
         if key.startswith(("backbone.", "embedding.")):
             torch.testing.assert_close(clf.model_.state_dict()[key], value, rtol=0, atol=1e-9)

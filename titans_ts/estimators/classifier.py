@@ -26,13 +26,15 @@ Data handling:
   weights are kept.
 * ``pretrained``: the folder of a saved :class:`~titans_ts.estimators.TitansDNALM` (or of a
   saved classifier); its tokenizer, embedding and backbone initialise the network (the
-  size parameters then come from it) and a new head is trained.
+  size parameters then come from it; ``dropout`` is this classifier's) and a new head is
+  trained.
 
 All defaults live in :data:`CLASSIFIER_DEFAULTS` (:class:`ClassifierDefaults`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -576,8 +578,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             val_given = TokenizedSequences(v_fwd, v_rev, val_raw[1])
 
         # ---- sizes from the data
-        if pre is not None:
-            backbone = pre["backbone"]
+        if pre is not None:  # sizes from the pretrained network, regularisation from here
+            backbone = dataclasses.replace(pre["backbone"], dropout=float(self.dropout))
         else:
             d_model = self.d_model if self.d_model is not None else (
                 _D.d_model_small if len(data) < _D.wide_from_samples else _D.d_model_large
