@@ -9,7 +9,8 @@
 # ETT-small/ETTm1.csv, weather/, dna/gue/{prom,tf,mouse}).
 #
 # 1. In the background, one process per job of the plan (PLAN=main, the default,
-#    PLAN=pooling, followup, grid, position, ensemble or kmer_linear: see plan_* below),
+#    PLAN=pooling, followup, grid, position, ensemble, kmer_linear or pretrain: see plan_*
+#    below),
 #    each with a training wall-clock limit
 #    (MAX_TIME seconds: the estimators' ``max_time``; the best weights so far are kept and
 #    scored) and a hard limit (JOB_TIMEOUT). The models are small and launch-bound, so the
@@ -46,12 +47,14 @@ JOB_TIMEOUT="${JOB_TIMEOUT:-480}"
 DEVICE=cuda
 GEN_EXTRA=()
 LH_EXTRA=()
+PRE_EXTRA=()
 if [ -n "${SMOKE:-}" ]; then
   DEVICE=cpu
   MAX_TIME="${MAX_TIME_SMOKE:-20}"
   JOB_TIMEOUT="${JOB_TIMEOUT_SMOKE:-300}"
   GEN_EXTRA=(--quick)
   LH_EXTRA=(--quick)
+  PRE_EXTRA=(--quick)
 fi
 
 {
@@ -225,6 +228,32 @@ plan_kmer_linear() {  # next GPU session: kmer_linear=True (k-mer frequencies as
   done
 }
 
+plan_pretrain() {  # next GPU session: next-base pretraining on the human GUE training
+  # sequences (recipes/genomics_pretrain.py; 6-mer and 4-mer inputs, PRETRAIN_TIME seconds
+  # each, side by side), then each task fine-tuned from the LM of its k-mer size and from
+  # scratch, same seed, batch, lr and MAX_TIME. CPU, session 18: see docs/results.md
+  # ("Pretraining on the GUE training sequences"). Give MAX_TIME=240 so that both phases fit
+  # one call: PRETRAIN_TIME (default 180) + evaluation + MAX_TIME + evaluation < 600 s
+  local k pids=() t spec
+  for k in 6 4; do
+    job "lm_k$k" python recipes/genomics_pretrain.py --device "$DEVICE" --kmer-k "$k" \
+      --batch-size 128 --learning-rate 2e-3 --max-time "${PRETRAIN_TIME:-180}" \
+      --out "$WORK/lm_k$k" "${PRE_EXTRA[@]}"
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for spec in tf/0:6 tf/2:6 mouse/0:6 prom_core_all:4; do
+    t="${spec%%:*}"
+    k="${spec##*:}"
+    local arm=(--set "kmer_k=$k" --set position_embedding=False)
+    [ "$t" = prom_core_all ] && arm=(--set "kmer_k=$k" --set position_embedding=True --set lr_decay=0.5)
+    job "gue_pt_${t//\//_}" "${GEN[@]}" "${B128[@]}" "${arm[@]}" --set "pretrained=$WORK/lm_k$k" \
+      --save-proba --tasks "$t" --tag "pt_k${k}_${t//\//_}"
+    job "gue_scratch_${t//\//_}" "${GEN[@]}" "${B128[@]}" "${arm[@]}" --save-proba --tasks "$t" \
+      --tag "scratch_k${k}_${t//\//_}"
+  done
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
@@ -233,7 +262,9 @@ case "${PLAN:-main}" in
   position) plan_position ;;
   ensemble) plan_ensemble ;;
   kmer_linear) plan_kmer_linear ;;
-  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position, ensemble, kmer_linear)" >&2; exit 2 ;;
+  pretrain) plan_pretrain ;;
+  *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position, ensemble, kmer_linear," \
+       "pretrain)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
