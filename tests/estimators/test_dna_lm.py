@@ -183,5 +183,9 @@ def test_kmer_lm_initialises_a_kmer_classifier(kmer_lm, genome, tmp_path):
     for key, value in kmer_lm.model_.state_dict().items():
         if key.startswith(("backbone.", "embedding.")):
             torch.testing.assert_close(clf.model_.state_dict()[key], value, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="kmer_k=4 but pretrained="):
+        TitansSequenceClassifier(pretrained=str(folder), kmer_k=4, accelerator="cpu").fit(
+            split.sequences, split.labels
+        )
     with pytest.raises(ValueError, match="'kmer_k' parameter of TitansDNALM"):
         TitansDNALM(kmer_k=9).fit(genome)

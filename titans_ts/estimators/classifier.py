@@ -478,6 +478,14 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         y_index = y_index.reshape(-1).astype(np.int64)
 
         pre = _load_pretrained(self.pretrained) if self.pretrained is not None else None
+        if pre is not None and isinstance(self.kmer_k, Integral):
+            spec = pre["tokenizer"]
+            if spec["kind"] != "kmer" or int(spec["k"]) != int(self.kmer_k):
+                raise ValueError(
+                    f"kmer_k={self.kmer_k} but pretrained={str(self.pretrained)!r} reads "
+                    f"{spec}; the tokenizer comes from the pretrained network: leave kmer_k "
+                    "at 'auto' or set it to the pretrained one"
+                )
         weights = compute_class_weight(
             self.class_weight, classes=classes, y=classes[y_index]
         ) if self.class_weight is not None else np.ones(len(classes))
