@@ -282,19 +282,26 @@ def _short(task: str) -> str:
     return task.removeprefix("prom/")
 
 
-def parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` -> ``{key: value}`` for :class:`TitansSequenceClassifier`.
+def parse_set(
+    items: Sequence[str],
+    estimator: type = TitansSequenceClassifier,
+    reserved: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``["key=value", ...]`` -> ``{key: value}`` for ``estimator``'s constructor (default
+    :class:`TitansSequenceClassifier`; ``recipes/genomics_pretrain.py`` passes ``TitansDNALM``).
 
     Values are read with :func:`ast.literal_eval` (``64`` -> int, ``1e-3`` -> float, ``None``,
     ``True``, ``{"0": 2.0}``) and kept as strings otherwise (``variant=mac``).
 
     Raises:
         ValueError: an item without ``=``, a key that is not a constructor parameter (the
-            message lists the valid ones), or ``random_state``/``accelerator`` (set by
-            ``--seeds``/``--device``).
+            message lists the valid ones), or a ``reserved`` key (default ``random_state``
+            and ``accelerator``, set by ``--seeds``/``--device``).
     """
-    valid = sorted(TitansSequenceClassifier().get_params(deep=False))
-    reserved = {"random_state": "--seeds", "accelerator": "--device"}
+    valid = sorted(estimator().get_params(deep=False))
+    if reserved is None:
+        reserved = {"random_state": "--seeds", "accelerator": "--device"}
+    name = estimator.__name__
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -305,7 +312,7 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
             raise ValueError(f"--set {key}=...: use {reserved[key]} instead")
         if key not in valid:
             raise ValueError(
-                f"--set {item!r}: {key!r} is not a TitansSequenceClassifier parameter; valid "
+                f"--set {item!r}: {key!r} is not a {name} parameter; valid "
                 f"keys: {', '.join(k for k in valid if k not in reserved)}"
             )
         text = text.strip()

@@ -31,7 +31,6 @@ and after, seconds, hardware). Only torch, lightning, numpy and pandas are neede
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import pathlib
@@ -45,6 +44,9 @@ import torch
 
 from titans_ts.datasets.genomics import load_gue
 from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansDNALM
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # also when loaded by path
+from genomics import parse_set  # noqa: E402  (the --set parser of recipes/genomics.py)
 
 PROGRAM = "recipes/genomics_pretrain.py"
 
@@ -68,23 +70,6 @@ def _corpus(
         counts[task] = len(sequences)
         seen.update(dict.fromkeys(sequences))
     return list(seen), counts
-
-
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    valid = set(TitansDNALM().get_params(deep=False))
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in valid:
-            raise ValueError(
-                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(valid))}"
-            )
-        try:
-            out[key] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            out[key] = text.strip()
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        overrides = _parse_set(args.set_items)
+        overrides = parse_set(args.set_items, TitansDNALM,
+                              {"random_state": "--seed", "accelerator": "--device"})
     except ValueError as err:
         parser.error(str(err))
     limit = QUICK_SEQUENCES if args.quick else None
