@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_bases": n_bases,
         "train_counts": train_counts,
         "held_out_sequences": len(held_out),
-        "params": {k: v for k, v in lm.get_params(deep=False).items()},
+        "params": lm.get_params(deep=False),
         "seconds": round(seconds, 1),
         "windows_seen": sum(1 for _ in lm.history_) * params["windows_per_epoch"],
         "history": lm.history_,
