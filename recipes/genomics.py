@@ -43,8 +43,10 @@ seed × fold, with hardware, exact command, resolved classifier parameters and t
 defaults to a name derived from the tasks, so several processes (e.g. one per task on one
 GPU) can write into the same folder; ``--report-from DIR`` then merges every per-run CSV in
 ``DIR`` into ``DIR/genomics_results.{md,csv}``. ``--save-proba`` also writes each fit's test
-probabilities (``<tag>_<task>_seed<k>_test_proba.npz``); ``--average-proba`` scores such
-files one by one and averaged (a seed ensemble, a different model from any one fit).
+probabilities (``<tag>_<task>_seed<k>_test_proba.npz``; the k-mer baseline's as
+``<tag>_<task>_kmer_test_proba.npz``); ``--average-proba`` scores such files one by one and
+averaged (a seed ensemble, or Titans blended with the baseline: a different model from any
+one fit).
 Progress lines (one per epoch, with losses
 and seconds) go to stderr, flushed.
 
@@ -437,11 +439,7 @@ def _fit_titans(
     predict_seconds = time.perf_counter() - started
     y = test.labels
     if args.save_proba:
-        slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
-        path = pathlib.Path(args.out) / f"{args.tag}_{slug}_seed{seed}_test_proba.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, classes=clf.classes_, proba=proba, y=np.asarray(y))
-        _progress(f"{label} seed {seed}: test probabilities written to {path}")
+        _save_proba(args, label, f"seed{seed}", clf.classes_, proba, y)
     bb = clf.config_.backbone
     resolved = {
         "d_model": bb.d_model,
@@ -493,11 +491,29 @@ def _fit_titans(
     return row
 
 
+def _save_proba(
+    args: argparse.Namespace, label: str, model: str, classes: np.ndarray, proba: np.ndarray,
+    y: np.ndarray,
+) -> None:
+    """Write one model's test probabilities (``--save-proba``) for ``--average-proba``."""
+    slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
+    path = pathlib.Path(args.out) / f"{args.tag}_{slug}_{model}_test_proba.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, classes=classes, proba=proba, y=np.asarray(y))
+    _progress(f"{label} {model}: test probabilities written to {path}")
+
+
 def _fit_kmer(
-    label: str, train: SequenceSplit, dev: SequenceSplit, test: SequenceSplit
+    args: argparse.Namespace,
+    label: str,
+    train: SequenceSplit,
+    dev: SequenceSplit,
+    test: SequenceSplit,
 ) -> dict[str, Any]:
     _progress(f"{label}: k-mer baseline fitting on {len(train):,} sequences ...")
     result = run_kmer_baseline(train, test, dev)
+    if args.save_proba:
+        _save_proba(args, label, "kmer", result.classes, result.test_proba, test.labels)
     _progress(
         f"{label}: k-mer MCC {result.mcc:.2f}, acc {result.accuracy:.2f} "
         f"(C={result.C:g} chosen on dev, {result.seconds:.0f} s)"
@@ -537,7 +553,7 @@ def _run_split(
     for seed in () if args.baseline_only else args.seeds:
         rows.append({**common, **_fit_titans(args, label, seed, train, dev, test)})
     if not args.no_baseline:
-        rows.append({**common, **_fit_kmer(label, train, dev, test)})
+        rows.append({**common, **_fit_kmer(args, label, train, dev, test)})
     return rows
 
 
@@ -1202,7 +1218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--save-proba", action="store_true",
         help="also write each Titans fit's test-split class probabilities to "
-        "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), e.g. to average seeds",
+        "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), and the k-mer "
+        "baseline's to <out>/<tag>_<task>_kmer_test_proba.npz, e.g. to average seeds",
     )
     p.add_argument(
         "--baseline-only",

@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.metrics import matthews_corrcoef
 
 from titans_ts.baselines.kmer import (
     KmerLogisticBaseline,
@@ -59,6 +60,11 @@ def test_baseline_beats_chance_on_planted_motifs(planted: dict[str, SequenceSpli
     assert result.mcc > 60.0, result
     assert result.selection == "dev" and set(result.val_mcc) == {0.01, 0.1, 1.0}
     assert result.C in result.val_mcc
+    # the probabilities are the scored model's: their argmax gives the reported MCC
+    assert result.test_proba.shape == (len(planted["test"]), 2)
+    np.testing.assert_allclose(result.test_proba.sum(axis=1), 1.0)
+    pred = result.classes[np.argmax(result.test_proba, axis=1)]
+    assert 100.0 * matthews_corrcoef(planted["test"].labels, pred) == pytest.approx(result.mcc)
 
 
 def test_baseline_is_at_chance_with_shuffled_labels(planted: dict[str, SequenceSplit]) -> None:
@@ -77,6 +83,8 @@ def test_baseline_api_errors() -> None:
     baseline = KmerLogisticBaseline()
     with pytest.raises(RuntimeError, match="not fitted"):
         baseline.predict(["ACGT"])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        baseline.predict_proba(["ACGT"])
     with pytest.raises(ValueError, match="both val_sequences and val_labels"):
         baseline.fit(["ACGT", "TTTT"], np.array([0, 1]), val_sequences=["ACGT"])
     with pytest.raises(ValueError, match="transform must be"):

@@ -62,7 +62,7 @@ def quick(gue_dir: pathlib.Path, tmp_path_factory: pytest.TempPathFactory):
     """Two --quick runs into one folder (mouse/0 with the baseline, mouse/2 without)."""
     out = tmp_path_factory.mktemp("genomics")
     common = ["--quick", "--device", "cpu", "--data-dir", str(gue_dir), "--out", str(out)]
-    argv0 = ["--tasks", "mouse/0", *common]
+    argv0 = ["--tasks", "mouse/0", *common, "--save-proba"]
     rows0 = recipe.main(argv0)
     rows2 = recipe.main(["--tasks", "mouse/2", "--no-baseline", "--save-proba", *common])
     return out, argv0, rows0, rows2
@@ -142,6 +142,21 @@ def test_save_proba_writes_the_scored_probabilities(quick) -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     pred = classes[np.argmax(proba, axis=1)]
     assert 100.0 * matthews_corrcoef(y, pred) == pytest.approx(titans["mcc"])
+
+
+def test_save_proba_writes_the_baselines_probabilities(quick) -> None:
+    out, _, rows0, _ = quick
+    (kmer,) = [r for r in rows0 if r["model"] == recipe.KMER]
+    stem = out / "genomics_gue-mouse0_quick_mouse_0"
+    data = np.load(f"{stem}_kmer_test_proba.npz", allow_pickle=False)
+    proba, classes, y = data["proba"], data["classes"], data["y"]
+    assert proba.shape == (kmer["n_test"], 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    pred = classes[np.argmax(proba, axis=1)]
+    assert 100.0 * matthews_corrcoef(y, pred) == pytest.approx(kmer["mcc"])
+    # averaged with the Titans fit of the same run: one more model, scored like the others
+    rows = recipe.average_proba([f"{stem}_seed0_test_proba.npz", f"{stem}_kmer_test_proba.npz"])
+    assert rows[-1]["name"] == "average" and rows[1]["mcc"] == pytest.approx(kmer["mcc"])
 
 
 def test_report_from_merges_per_task_csvs(quick, capsys: pytest.CaptureFixture) -> None:

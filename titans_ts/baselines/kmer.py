@@ -27,7 +27,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -188,11 +188,19 @@ class KmerLogisticBaseline:
         self.val_mcc_ = scores
         return self
 
-    def predict(self, sequences: Sequence[str]) -> np.ndarray:
-        """``(N,)`` predicted labels."""
+    def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise RuntimeError("this KmerLogisticBaseline is not fitted yet; call fit first")
+
+    def predict(self, sequences: Sequence[str]) -> np.ndarray:
+        """``(N,)`` predicted labels."""
+        self._check_fitted()
         return self.model_.predict(self._features(sequences))
+
+    def predict_proba(self, sequences: Sequence[str]) -> np.ndarray:
+        """``(N, n_classes)`` class probabilities, columns in ``model_.classes_`` order."""
+        self._check_fitted()
+        return self.model_.predict_proba(self._features(sequences))
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,10 @@ class KmerBaselineResult:
     k_max: int
     transform: str
     seconds: float
+    #: label values in the column order of ``test_proba``
+    classes: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: ``(n_test, n_classes)`` test probabilities (e.g. to average with another model's)
+    test_proba: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def run_kmer_baseline(
@@ -232,7 +244,9 @@ def run_kmer_baseline(
         baseline.fit(train.sequences, train.labels)
     else:
         baseline.fit(train.sequences, train.labels, dev.sequences, dev.labels)
-    pred = baseline.predict(test.sequences)
+    features = baseline._features(test.sequences)
+    pred = baseline.model_.predict(features)
+    proba = baseline.model_.predict_proba(features)
     y = test.labels
     val_mcc = {c: round(100.0 * v, 2) for c, v in baseline.val_mcc_.items()}
     return KmerBaselineResult(
@@ -248,6 +262,8 @@ def run_kmer_baseline(
         k_max=k_max,
         transform=transform,
         seconds=time.perf_counter() - start,
+        classes=np.asarray(baseline.model_.classes_),
+        test_proba=proba,
     )
 
 
@@ -292,7 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump([asdict(r) for r in results], handle, indent=2, default=str)
+            arrays = ("classes", "test_proba")  # scores only; probabilities stay out
+            json.dump(
+                [{k: v for k, v in asdict(r).items() if k not in arrays} for r in results],
+                handle, indent=2, default=str,
+            )
     return 0
 
 
