@@ -13,7 +13,7 @@ fine-tuned from its embedding and backbone with the recipe (a new head):
         --set pretrained=results/sup21/pre_s0 --set position_embedding=False \\
         --set max_time=1500 --seeds 0 --save-proba --out results/sup21 --tag tf0_sup_s0
 
-Not a library option: measured in ``docs/results.md`` (session 21). Writes ``--out`` (the
+Not a library option: measured in ``docs/results.md`` (session 24). Writes ``--out`` (the
 saved classifier) and ``--out``/``transfer_report.json`` (corpus, overlap dropped, seconds,
 the fit's per-epoch history).
 """
