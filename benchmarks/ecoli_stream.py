@@ -9,11 +9,12 @@ The model is first pretrained briefly on random windows of the genome's first 2 
 (``--fit-windows``, 0 = untrained), so the bits per base are in-sample: this is a streaming
 throughput / memory benchmark, not a held-out language-modelling result.
 
-Denormal floats: after the pretraining fit, the streamed memory state (momentum and
-weights under the forgetting gate) drifts into the subnormal float32 range, and x86 CPUs
-handle subnormals in microcode: measured 6,621 against 28,521 bases/s on the first 512 kbp
-with identical bits per base. The benchmark therefore turns on flush-to-zero
-(``torch.set_flush_denormal(True)``) unless ``--keep-denormals`` is given.
+Denormal floats: after the pretraining fit the stream slows down unless subnormal float32
+values are flushed to zero (x86 handles them in microcode; most likely the streamed memory
+state decaying under the forgetting gate, not traced to a tensor): measured 6,621 against
+28,521 bases/s on the first 512 kbp with identical bits per base. The benchmark therefore
+turns on flush-to-zero (``torch.set_flush_denormal(True)``) unless ``--keep-denormals`` is
+given.
 
     python benchmarks/ecoli_stream.py [--genome PATH] [--piece-length 4096] [--threads 1]
 """
