@@ -221,3 +221,64 @@ def test_float32_training_step_compiled_close_to_python(monkeypatch):
     python, compiled = _both(monkeypatch, step)
     for i, (a, b) in enumerate(zip(compiled, python)):
         assert_close(f"output {i}", a, b, 2e-5)
+
+
+_TINY32 = torch.finfo(torch.float32).tiny
+
+
+def _subnormal_count(x: torch.Tensor) -> int:
+    a = x.abs()
+    return int(((a > 0) & (a < _TINY32)).sum())
+
+
+def _decaying_memory():
+    """A float32 depth-2 memory whose weights decay through the subnormal range.
+
+    Weights start at ~1e-30, nothing is learned (theta = 0) and the forgetting gate is 0.5
+    per token, so after 32 tokens they are ~1e-30 * 2^-32 ~ 2e-40: subnormal in float32
+    unless something flushes them. Returns ``run(executor) -> (y, state)`` on fixed inputs.
+    """
+    from titans_ts.memory import run_memory
+
+    g = torch.Generator().manual_seed(0)
+    B, H, T, d = 1, 2, 32, 8
+    unit = lambda: torch.nn.functional.normalize(  # noqa: E731
+        torch.randn(B, H, T, d, generator=g), dim=-1)
+    weights = [1e-30 * torch.randn(H, 2 * d, d, generator=g),
+               1e-30 * torch.randn(H, d, 2 * d, generator=g)]
+    gates = (torch.zeros(B, H, T), torch.full((B, H, T), 0.9),
+             torch.full((B, H, T), 0.5))
+
+    def run_with(executor: str):
+        return run_memory(unit(), unit(), torch.randn(B, H, T, d, generator=g), *gates,
+                          weights, chunk_size=8, executor=executor)
+
+    return run_with
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_kernels)],
+                         ids=["python", "compiled"])
+def test_chunked_state_has_no_subnormals(monkeypatch, compiled):
+    """The chunked executor flushes subnormal chunk-end weights and momentum to zero on CPU
+    (x86 computes on subnormals in microcode: a long stream slowed ~4x); the token oracle,
+    which does not, shows the same run does produce them, and the results agree."""
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "require" if compiled else "0")
+    y_ref, ref = _decaying_memory()("reference")
+    y, state = _decaying_memory()("chunked")
+    assert sum(_subnormal_count(w) for w in ref.weights) > 100  # the oracle keeps them
+    for w, s in zip(state.weights, state.momentum):
+        assert _subnormal_count(w) == 0 and _subnormal_count(s) == 0
+        assert float(w.abs().max()) == 0.0  # every entry had decayed below finfo.tiny
+    for a, b in zip(state.weights, ref.weights):
+        assert float((a - b).abs().max()) < _TINY32
+    assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernels
+def test_compiled_step_leaves_the_callers_float_mode(monkeypatch):
+    """The compiled step flushes subnormals on its own thread while it runs, then restores
+    the caller's mode: subnormal arithmetic outside it is untouched."""
+    monkeypatch.setenv(cpu_kernels.ENV_VAR, "require")
+    _decaying_memory()("chunked")
+    x = torch.full((4,), 1e-39)  # subnormal in float32
+    assert _subnormal_count(x * 1.0) == 4

@@ -90,6 +90,22 @@ def _gate_products_grad(P: Tensor, dP: Tensor) -> Tensor:
     return (P[:, :-1, :] * N[:, 1:, :]).sum(-1)
 
 
+def _flush_subnormals_(x: Tensor) -> None:
+    """Set the subnormal entries of ``x`` (``0 < |x| < finfo.tiny``) to zero, in place.
+
+    Applied to the chunk-end weights and momentum on CPU. Why: under the forgetting gate a
+    weight whose surprise stays zero decays geometrically (``(1 - alpha)`` per token)
+    through the subnormal range, and x86 CPUs compute on subnormal floats in microcode,
+    tens of times slower. A DNA LM fitted on E. coli and streamed over its genome ends with
+    94 % of its memory weights subnormal and, unflushed, runs ~3-4x slower. The values
+    dropped are below ``finfo.tiny`` (1.2e-38 in float32), far under the rounding of any
+    output; the backward treats the flush as the identity. Subnormals inside one chunk are
+    left alone; the flushed state stops them from persisting. The compiled CPU step does the
+    same (``flush_subnormals_`` in ``csrc/chunk_cpu.cpp``).
+    """
+    x.masked_fill_(x.abs() < torch.finfo(x.dtype).tiny, 0.0)
+
+
 # ----------------------------------------------------------------------------------------
 # one chunk
 #
@@ -268,6 +284,8 @@ def _chunk_forward(
         else:  # (2out, in) -= [w delta | e delta]^T a
             R = _scaled_pair(delta[l], w_end, e_end)
             new.baddbmm_(R.transpose(1, 2), a[l], alpha=-1.0)
+        if new.device.type == "cpu":
+            _flush_subnormals_(new)
         WS_end.append(new)
 
     cache = None

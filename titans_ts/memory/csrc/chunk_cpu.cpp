@@ -26,9 +26,14 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <tuple>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
 
 namespace {
 
@@ -336,6 +341,57 @@ void end_scale_backward_kernel(const Tensor& Wb, const Tensor& Sb, const Tensor&
   });
 }
 
+// Subnormal entries (0 < |x| < numeric_limits::min) set to zero, in place: the chunk-end
+// state on CPU, as ``chunked._flush_subnormals_`` (read why there).
+// Flush-to-zero (and, where the build targets AVX2, denormals-are-zero) on the calling
+// thread for the guard's lifetime, the previous MXCSR restored on exit; a no-op off x86.
+// Why: while memory weights decay towards zero (see flush_subnormals_) products of two
+// small normal weights land in the subnormal range inside a chunk, and x86 computes on
+// those in microcode. Results change only where they were below numeric_limits::min().
+// Intra-op worker threads keep their own mode: this covers the calling thread only.
+class ScopedFlushDenormal {
+ public:
+  ScopedFlushDenormal() {
+#if defined(__x86_64__) || defined(_M_X64)
+    saved_ = _mm_getcsr();
+#ifdef __AVX2__
+    _mm_setcsr(saved_ | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+#else
+    _mm_setcsr(saved_ | 0x8000u);  // FTZ only: not every x86-64 CPU has DAZ
+#endif
+#endif
+  }
+  ~ScopedFlushDenormal() {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_setcsr(saved_);
+#endif
+  }
+  ScopedFlushDenormal(const ScopedFlushDenormal&) = delete;
+  ScopedFlushDenormal& operator=(const ScopedFlushDenormal&) = delete;
+
+ private:
+  unsigned int saved_ = 0;
+};
+
+template <typename T>
+void flush_subnormals_kernel(T* __restrict__ p, int64_t n) {
+  const T tiny = std::numeric_limits<T>::min();
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) p[i] = std::abs(p[i]) < tiny ? T(0) : p[i];
+}
+
+void flush_subnormals_(Tensor& t) {
+  if (!t.is_contiguous()) {
+    const double tiny = t.scalar_type() == at::kDouble ? std::numeric_limits<double>::min()
+                                                       : std::numeric_limits<float>::min();
+    t.masked_fill_(t.abs() < tiny, 0.0);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "flush_subnormals", [&] {
+    flush_subnormals_kernel<scalar_t>(t.data_ptr<scalar_t>(), t.numel());
+  });
+}
+
 bool rows_contiguous(std::initializer_list<Tensor> ts) {
   for (const auto& t : ts)
     if (t.stride(2) != 1) return false;
@@ -352,6 +408,7 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
                              const Tensor& k, const Tensor& v, Tensor theta, const Tensor& eta,
                              const Tensor& alpha, const std::string& act_name, bool residual,
                              bool keep, double tau) {
+  ScopedFlushDenormal ftz;
   const Act act = parse_act(act_name);
   const int64_t L = static_cast<int64_t>(Wg.size());
   const int64_t n = q.size(1);
@@ -475,6 +532,7 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
     } else {
       next.baddbmm_(scaled_pair(delta[l], w_end, e_end).transpose(1, 2), a[l], 1.0, -1.0);
     }
+    flush_subnormals_(next);
     result.push_back(next);
   }
 
@@ -495,6 +553,7 @@ vector<Tensor> chunk_backward(const vector<Tensor>& Wg, const vector<Tensor>& WS
                               const Tensor& theta, const vector<Tensor>& cache,
                               const std::string& act_name, bool residual, const Tensor& dy,
                               const vector<Tensor>& dWS_end, double tau) {
+  ScopedFlushDenormal ftz;
   const Act act = parse_act(act_name);
   const int64_t L = static_cast<int64_t>(Wg.size());
   const int64_t n = dy.size(1);
