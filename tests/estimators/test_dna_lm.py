@@ -72,6 +72,27 @@ def test_streaming_in_pieces_equals_one_call(lm, genome):
         assert [r.bases for r in split[:-1]] == sorted(r.bases for r in split[:-1])
 
 
+def test_reset_every_equals_separate_segments(lm, genome):
+    """``reset_every=R`` scores every base as separate calls on ``codes[jR : (j+1)R + 1]``,
+    whatever the piece length; it differs from the carried stream."""
+    codes = genome_codes(genome[:700])
+    R = 160
+    nats = bases = 0.0
+    for s in range(0, len(codes) - 1, R):
+        seg = list(stream_genome(lm.model_, codes[s : s + R + 1]))[-1]
+        nats += seg.bits_per_base * seg.bases
+        bases += seg.bases
+    for piece in (7, 64, 4096):
+        reset = list(stream_genome(lm.model_, codes, piece_length=piece, reset_every=R))[-1]
+        assert reset.bases == bases == len(codes) - 1
+        assert reset.bits_per_base == pytest.approx(nats / bases, abs=1e-5)
+    carried = lm.bits_per_base(genome[:700])
+    assert abs(carried - lm.bits_per_base(genome[:700], reset_every=R)) > 1e-4
+    assert lm.bits_per_base(genome[:700], reset_every=10**9) == pytest.approx(carried, abs=1e-5)
+    with pytest.raises(ValueError, match="reset_every"):
+        lm.stream(genome[:50], reset_every=0)
+
+
 def test_fasta_input_and_save_load(lm, genome, tmp_path):
     from titans_ts.encoders.seqio import write_fasta
 

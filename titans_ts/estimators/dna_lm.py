@@ -265,23 +265,30 @@ class TitansDNALM(TitansBaseEstimator):
         return self
 
     def stream(
-        self, X: Any, *, piece_length: int = _D.piece_length, report_every: int = 500_000
+        self, X: Any, *, piece_length: int = _D.piece_length, report_every: int = 500_000,
+        reset_every: int | None = None,
     ) -> list[StreamReport]:
         """Stream ``X`` (FASTA path / string / strings) through the model with carried state
         in ``piece_length``-base pieces; returns the progress reports (the last covers all
-        bases)."""
+        bases). ``reset_every``: drop the state every that many bases (see
+        :func:`~titans_ts.training.dna_lm.stream_genome`; ``context_length`` matches
+        training), None = carry it throughout."""
         self._check_fitted()
         codes, starts = _read_codes(X)
         return list(
             stream_genome(
                 self.model_, codes, starts=starts, piece_length=piece_length,
-                report_every=report_every, device=self._device(),
+                report_every=report_every, device=self._device(), reset_every=reset_every,
             )
         )
 
-    def bits_per_base(self, X: Any, *, piece_length: int = _D.piece_length) -> float:
-        """Mean next-base cross-entropy of ``X`` in bits (2.0 = uniform over ACGT)."""
-        reports = self.stream(X, piece_length=piece_length, report_every=10**18)
+    def bits_per_base(
+        self, X: Any, *, piece_length: int = _D.piece_length, reset_every: int | None = None
+    ) -> float:
+        """Mean next-base cross-entropy of ``X`` in bits (2.0 = uniform over ACGT);
+        ``reset_every`` as in :meth:`stream`."""
+        reports = self.stream(X, piece_length=piece_length, report_every=10**18,
+                              reset_every=reset_every)
         return reports[-1].bits_per_base
 
     def score(self, X: Any, y: None = None) -> float:
