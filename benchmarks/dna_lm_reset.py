@@ -7,7 +7,8 @@ state dropped every R bases (``reset_every``; each base then sees at most the R 
 before it). It answers whether the streaming memory, trained only on windows, keeps helping
 over a long stream.
 
-    python benchmarks/dna_lm_reset.py [--epochs 3] [--seed 0] [--resets 65536 4096 512]
+    python benchmarks/dna_lm_reset.py [--epochs 3] [--seed 0] [--context-length 512]
+        [--resets 65536 4096 512]
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genome", type=pathlib.Path, default=_default_genome())
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--windows-per-epoch", type=int, default=2048)
+    parser.add_argument("--context-length", type=int, default=512,
+                        help="bases per training window (TitansDNALM's default 512)")
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-bases", type=int, default=2_000_000)
     parser.add_argument("--heldout", type=int, nargs=2, default=[3_900_000, 4_900_000],
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"({args.train_bases}) and inside the genome ({len(codes):,} bases)")
     t0 = time.perf_counter()
     lm = TitansDNALM(random_state=args.seed, accelerator="cpu", max_epochs=args.epochs,
-                     windows_per_epoch=args.windows_per_epoch)
+                     windows_per_epoch=args.windows_per_epoch,
+                     context_length=args.context_length, batch_size=args.batch_size)
     lm.fit([codes_to_str(codes[: args.train_bases])])
     print(f"fitted {args.epochs} epochs x {args.windows_per_epoch} windows of "
           f"{lm.context_length} bases (seed {args.seed}) in {time.perf_counter() - t0:.0f}s; "
