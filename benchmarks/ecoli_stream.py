@@ -11,10 +11,10 @@ throughput / memory benchmark, not a held-out language-modelling result.
 
 Denormal floats: after the pretraining fit most memory weights decay through the subnormal
 float32 range during the stream (x86 computes on subnormals in microcode). The library
-flushes them itself since session 25 (see ``chunked._flush_subnormals_``): without that the
-stream ran at 6,621 instead of 28,521 bases/s on the first 512 kbp. ``--flush-denormals``
-additionally turns on the process-wide ``torch.set_flush_denormal(True)`` (calling thread
-only) for comparison; by default the benchmark measures what a user gets.
+flushes them itself since session 25 (see ``chunked._flush_subnormals_``): on the first
+512 kbp the stream ran at 8,708 bases/s before that fix, ~30k after. ``--flush-denormals``
+additionally calls ``torch.set_flush_denormal(True)`` (it sets the calling thread's mode)
+for comparison; by default the benchmark measures what a user gets.
 
     python benchmarks/ecoli_stream.py [--genome PATH] [--piece-length 4096] [--threads 1]
 """

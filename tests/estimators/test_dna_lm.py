@@ -91,6 +91,8 @@ def test_reset_every_equals_separate_segments(lm, genome):
     assert lm.bits_per_base(genome[:700], reset_every=10**9) == pytest.approx(carried, abs=1e-5)
     with pytest.raises(ValueError, match="reset_every"):
         lm.stream(genome[:50], reset_every=0)
+    with pytest.raises(TypeError, match="reset_every"):
+        lm.stream(genome[:50], reset_every=512.0)
 
 
 def test_fasta_input_and_save_load(lm, genome, tmp_path):

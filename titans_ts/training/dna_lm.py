@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,18 +245,26 @@ def stream_genome(
     :class:`StreamReport` every ``report_every`` bases and a final one. A k-mer model reads
     :func:`input_ids` of ``codes`` (``starts``: record offsets, default one record).
 
-    ``reset_every=R`` drops the state at bases ``0, R, 2R, ...`` (pieces end there), so base
-    ``i`` is predicted from bases ``[R * floor((i - 1) / R), i)`` only: the scores of
-    separate calls on ``codes[jR : (j+1)R + 1]``. A model trained on ``context_length``-base
-    windows has never seen a longer-running memory; on held-out E. coli a fitted default
-    model scored better with ``R = context_length`` than with the carried state (figures in
-    ``docs/results.md``, "Whole-genome streaming"). ``None``: carry the state throughout.
+    ``reset_every=R`` drops the state at bases ``0, R, 2R, ...`` of ``codes`` (pieces end
+    there; counted over the concatenated records, not per record), so base ``i`` is
+    predicted from bases ``[R * floor((i - 1) / R), i)`` only: the scores of separate calls
+    on ``codes[jR : (j+1)R + 1]`` (for a k-mer model the first k - 1 inputs after a reset
+    still hold the k-mers that span it, where a separate call would read ``[UNK]``).
+    A model trained on ``context_length``-base windows has never seen a longer-running
+    memory; on held-out E. coli a fitted default model scored better with
+    ``R = context_length`` than with the carried state (figures in ``docs/results.md``,
+    "Whole-genome streaming"). ``None``: carry the state throughout.
     """
     if piece_length < 1:
         raise ValueError(f"piece_length must be >= 1, got {piece_length}")
-    if reset_every is not None and (isinstance(reset_every, bool) or reset_every < 1):
-        raise ValueError(f"reset_every must be a positive number of bases or None, "
-                         f"got {reset_every!r}")
+    if reset_every is not None:
+        if isinstance(reset_every, bool) or not isinstance(reset_every, numbers.Integral):
+            raise TypeError(f"reset_every must be an int number of bases or None, "
+                            f"got {type(reset_every).__name__}")
+        if reset_every < 1:
+            raise ValueError(f"reset_every must be a positive number of bases or None, "
+                             f"got {reset_every}")
+        reset_every = int(reset_every)
     device = torch.device(device)
     model = model.to(device).eval()
     codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))

@@ -347,7 +347,8 @@ void end_scale_backward_kernel(const Tensor& Wb, const Tensor& Sb, const Tensor&
 // thread for the guard's lifetime, the previous MXCSR restored on exit; a no-op off x86.
 // Why: while memory weights decay towards zero (see flush_subnormals_) products of two
 // small normal weights land in the subnormal range inside a chunk, and x86 computes on
-// those in microcode. Results change only where they were below numeric_limits::min().
+// those in microcode. Only subnormal values change: results below numeric_limits::min()
+// become zero and (with DAZ) subnormal inputs, weights or q/k/v/gates alike, read as zero.
 // Intra-op worker threads keep their own mode: this covers the calling thread only.
 class ScopedFlushDenormal {
  public:
