@@ -341,8 +341,6 @@ void end_scale_backward_kernel(const Tensor& Wb, const Tensor& Sb, const Tensor&
   });
 }
 
-// Subnormal entries (0 < |x| < numeric_limits::min) set to zero, in place: the chunk-end
-// state on CPU, as ``chunked._flush_subnormals_`` (read why there).
 // Flush-to-zero (and, where the build targets AVX2, denormals-are-zero) on the calling
 // thread for the guard's lifetime, the previous MXCSR restored on exit; a no-op off x86.
 // Why: while memory weights decay towards zero (see flush_subnormals_) products of two
@@ -374,6 +372,8 @@ class ScopedFlushDenormal {
   unsigned int saved_ = 0;
 };
 
+// Subnormal entries (0 < |x| < numeric_limits::min) set to zero, in place: the chunk-end
+// state on CPU, as ``chunked._flush_subnormals_`` (read why there).
 template <typename T>
 void flush_subnormals_kernel(T* __restrict__ p, int64_t n) {
   const T tiny = std::numeric_limits<T>::min();
