@@ -8,7 +8,10 @@ before it). It answers whether the streaming memory, trained only on windows, ke
 over a long stream.
 
     python benchmarks/dna_lm_reset.py [--epochs 3] [--seed 0] [--context-length 512]
-        [--resets 65536 4096 512]
+        [--carry-windows 1] [--resets 65536 4096 512]
+
+``--carry-windows n`` trains statefully (``TitansDNALM(carry_windows=n)``: every batch row
+reads n consecutive windows with the state carried between optimiser steps).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-length", type=int, default=512,
                         help="bases per training window (TitansDNALM's default 512)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--carry-windows", type=int, default=1,
+                        help="consecutive windows per stream with the state carried "
+                             "(1: independent windows, the default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-bases", type=int, default=2_000_000)
     parser.add_argument("--heldout", type=int, nargs=2, default=[3_900_000, 4_900_000],
@@ -50,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     lm = TitansDNALM(random_state=args.seed, accelerator="cpu", max_epochs=args.epochs,
                      windows_per_epoch=args.windows_per_epoch,
-                     context_length=args.context_length, batch_size=args.batch_size)
+                     context_length=args.context_length, batch_size=args.batch_size,
+                     carry_windows=args.carry_windows)
     lm.fit([codes_to_str(codes[: args.train_bases])])
     print(f"fitted {args.epochs} epochs x {args.windows_per_epoch} windows of "
-          f"{lm.context_length} bases (seed {args.seed}) in {time.perf_counter() - t0:.0f}s; "
+          f"{lm.context_length} bases, carry_windows {args.carry_windows} (seed {args.seed}) "
+          f"in {time.perf_counter() - t0:.0f}s; "
           f"train bits/base {lm.train_bits_per_base_:.4f}", flush=True)
     heldout = codes_to_str(codes[start:end + 1])
     print(f"held-out bases {start:,}-{end:,}:")

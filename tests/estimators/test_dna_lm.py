@@ -212,3 +212,88 @@ def test_kmer_lm_initialises_a_kmer_classifier(kmer_lm, genome, tmp_path):
         )
     with pytest.raises(ValueError, match="'kmer_k' parameter of TitansDNALM"):
         TitansDNALM(kmer_k=9).fit(genome)
+
+
+def test_genome_streams_read_on_where_the_last_step_stopped():
+    from titans_ts.training.dna_lm import EpochSteps, GenomeStreams
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 5, 400).astype(np.uint8)
+    ids = rng.integers(0, 9, 400)  # any per-base input ids: rows must be cut from them too
+    streams = GenomeStreams(codes, 5, rows=3, carry=4, ids=ids, seed=7)
+    sampler = EpochSteps(10)
+    sampler.set_epoch(2)
+    items = [streams[i] for i in sampler]
+    assert [reset for *_, reset in items] == [True, False, False, False] * 2 + [True, False]
+    for episode in range(3):
+        first = streams.starts(2, episode)
+        for j, (inputs, targets, _) in enumerate(items[4 * episode : 4 * episode + 4]):
+            assert inputs.shape == targets.shape == (3, 5)
+            for r, o in enumerate(first):
+                lo = o + 5 * j  # row r reads on from where its previous step stopped
+                assert inputs[r].tolist() == ids[lo : lo + 5].tolist()
+                assert targets[r].tolist() == codes[lo + 1 : lo + 6].tolist()
+    assert (streams.starts(2, 0) != streams.starts(2, 1)).any()
+    assert (streams.starts(2, 0) != streams.starts(3, 0)).any()
+    again = GenomeStreams(codes, 5, rows=3, carry=4, ids=ids, seed=7)
+    assert again[(2, 5)][0].equal(items[5][0])  # seeded: the same whatever the access order
+    assert streams.starts(0, 0).max() <= 400 - (4 * 5 + 1)  # the whole episode fits
+    with pytest.raises(ValueError, match="fewer than the 401"):
+        GenomeStreams(codes, 100, rows=1, carry=4)
+    with pytest.raises(ValueError, match="carry must be a positive int"):
+        GenomeStreams(codes, 5, rows=1, carry=0)
+
+
+def test_stream_loss_continues_the_state(lm, genome):
+    """Two windows with the state carried score exactly what one window over both does."""
+    model = lm.model_
+    codes = torch.from_numpy(genome_codes(genome[:201]).astype(np.int64))[None]
+    inputs, targets = codes[:, :-1], codes[:, 1:]
+    with torch.no_grad():
+        whole = model.loss(inputs, targets)
+        first, state = model.stream_loss(inputs[:, :77], targets[:, :77])
+        second, _ = model.stream_loss(inputs[:, 77:], targets[:, 77:], state)
+        fresh, _ = model.stream_loss(inputs[:, 77:], targets[:, 77:])
+    assert float(first * 77 + second * 123) / 200 == pytest.approx(float(whole), abs=1e-5)
+    assert abs(float(second) - float(fresh)) > 1e-4
+
+
+def test_carry_windows_trains_with_the_state_carried(genome, monkeypatch):
+    from titans_ts.training.dna_lm import TitansDNAModel
+
+    seen: list[int | None] = []
+    original = TitansDNAModel.stream_loss
+
+    def spy(self, inputs, targets, state=None):
+        seen.append(None if state is None else state.position)
+        assert state is None or not any(
+            t.requires_grad for layer in state.layers for t in _tensors(layer)
+        )  # detached: gradients stop at the step boundary
+        return original(self, inputs, targets, state)
+
+    monkeypatch.setattr(TitansDNAModel, "stream_loss", spy)
+    lm = TitansDNALM(**{**TINY, "carry_windows": 3}).fit(genome)
+    # 128 windows / batch 16 = 8 steps per epoch, the state dropped every 3 and every epoch
+    assert seen == [None, 48, 96, None, 48, 96, None, 48] * 3
+    assert lm.bits_per_base(genome) < 1.5
+    assert TitansDNALM(**{**TINY, "carry_windows": 3}).fit(genome).bits_per_base(
+        genome[:300]
+    ) == lm.bits_per_base(genome[:300])  # reproducible
+    with pytest.raises(ValueError, match="needs devices=1"):
+        TitansDNALM(**{**TINY, "carry_windows": 2, "devices": 2}).fit(genome)
+    with pytest.raises(ValueError, match="'carry_windows' parameter of TitansDNALM"):
+        TitansDNALM(**{**TINY, "carry_windows": 0}).fit(genome)
+    with pytest.raises(ValueError, match="consecutive windows"):
+        TitansDNALM(**{**TINY, "carry_windows": 100}).fit(genome)
+
+
+def _tensors(obj) -> Iterator[torch.Tensor]:
+    """Every tensor inside a (nested dataclass / sequence) stream state."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            yield from _tensors(getattr(obj, f.name))
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _tensors(item)

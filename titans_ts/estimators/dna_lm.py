@@ -10,7 +10,10 @@ Quick start::
 
 Training draws random windows of ``context_length + 1`` bases (all records of a FASTA, or
 all strings of a list, are joined; lower case is upper-cased, IUPAC codes become ``N``) and
-minimises the next-base cross-entropy. The input token at each base is the base
+minimises the next-base cross-entropy; with ``carry_windows=n`` each batch row instead reads
+``n`` consecutive windows, one per optimiser step, with the backbone state carried between
+them (truncated back-propagation through time), so the memory also learns from the
+long-running states that streaming produces. The input token at each base is the base
 (``kmer_k=None``) or the overlapping k-mer ending there (``kmer_k=k``, never spanning two
 records): a k-mer model initialises a classifier that uses the same k-mers, e.g.
 ``TitansDNALM(kmer_k=6, variant="mag", d_model=64)`` for the classifier's 6-mer tokens
@@ -41,6 +44,8 @@ from titans_ts.estimators._base import Interval, Options, TitansBaseEstimator
 from titans_ts.estimators.classifier import _jsonable, _read_document
 from titans_ts.training.dna_lm import (
     DNALMConfig,
+    EpochSteps,
+    GenomeStreams,
     GenomeWindows,
     StreamReport,
     TitansDNAModel,
@@ -48,7 +53,7 @@ from titans_ts.training.dna_lm import (
     input_ids,
     stream_genome,
 )
-from titans_ts.training.lightning import LossHistory, LossModule
+from titans_ts.training.lightning import LossHistory, LossModule, StatefulLossModule
 from titans_ts.training.sequence import build_sequence_backbone_config, tokenizer_spec
 
 __all__ = ["DNALM_DEFAULTS", "DNALM_FORMAT_VERSION", "DNALMDefaults", "TitansDNALM"]
@@ -85,6 +90,7 @@ class DNALMDefaults:
     gradient_clip_val: float | None = 1.0
     piece_length: int = 4096
     kmer_k: int | None = None
+    carry_windows: int = 1
 
 
 DNALM_DEFAULTS = DNALMDefaults()
@@ -124,6 +130,13 @@ class TitansDNALM(TitansBaseEstimator):
             ending at each base (the classifier's ``kmer_k``); the output is always the next
             base.
         context_length: bases per training window.
+        carry_windows: ``1`` trains on independent random windows. ``n > 1`` trains
+            statefully (truncated back-propagation through time): each batch row reads
+            ``n`` consecutive windows of one random stretch, one per optimiser step, with
+            the backbone state carried (detached) from step to step
+            (:class:`~titans_ts.training.dna_lm.GenomeStreams`), so the memory is trained
+            on states up to ``n * context_length`` bases old, as streaming scoring uses it.
+            Same bases and steps per epoch; needs ``devices=1``.
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
@@ -159,6 +172,7 @@ class TitansDNALM(TitansBaseEstimator):
         "verbose": ["boolean"],
         "kmer_k": [Interval(Integral, 1, 8), None],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "carry_windows": [Interval(Integral, 1, None)],
     }
 
     def __init__(
@@ -186,6 +200,7 @@ class TitansDNALM(TitansBaseEstimator):
         verbose: bool = False,
         kmer_k: int | None = _D.kmer_k,
         max_time: float | None = None,
+        carry_windows: int = _D.carry_windows,
     ) -> None:
         self.variant = variant
         self.d_model = d_model
@@ -209,6 +224,7 @@ class TitansDNALM(TitansBaseEstimator):
         self.verbose = verbose
         self.kmer_k = kmer_k
         self.max_time = max_time
+        self.carry_windows = carry_windows
 
     def fit(self, X: Any, y: None = None) -> TitansDNALM:
         """Pretrain on ``X``: a FASTA path (plain or gzip; records joined), a DNA string or
@@ -218,6 +234,11 @@ class TitansDNALM(TitansBaseEstimator):
             raise ValueError(
                 f"TitansDNALM: d_model={self.d_model} must be divisible by "
                 f"n_heads={self.n_heads} with an even per-head width; e.g. d_model=32, n_heads=2"
+            )
+        if self.carry_windows > 1 and self.devices != 1:
+            raise ValueError(
+                f"TitansDNALM: carry_windows={self.carry_windows} trains one stream per batch "
+                f"row in order and needs devices=1, got devices={self.devices!r}"
             )
         codes, starts = _read_codes(X)
         config = DNALMConfig.for_tokenizer(
@@ -235,17 +256,23 @@ class TitansDNALM(TitansBaseEstimator):
             )
         )
         with self._fit_context() as (seed, root):
-            data = GenomeWindows(
-                codes, self.context_length, ids=input_ids(codes, config.kmer_k, starts)
-            )
+            ids = input_ids(codes, config.kmer_k, starts)
             model = TitansDNAModel(config)
-            module = LossModule(model, self.learning_rate, self.weight_decay)
-            # every epoch draws fresh windows from a seeded generator (reproducible fits)
-            sampler = RandomSampler(
-                data, num_samples=min(self.windows_per_epoch, len(data)),
-                generator=torch.Generator().manual_seed(seed),
-            )
-            loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler)
+            if self.carry_windows == 1:
+                data = GenomeWindows(codes, self.context_length, ids=ids)
+                module = LossModule(model, self.learning_rate, self.weight_decay)
+                # every epoch draws fresh windows from a seeded generator (reproducible fits)
+                sampler = RandomSampler(
+                    data, num_samples=min(self.windows_per_epoch, len(data)),
+                    generator=torch.Generator().manual_seed(seed),
+                )
+                loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler)
+            else:
+                streams = GenomeStreams(codes, self.context_length, self.batch_size,
+                                        self.carry_windows, ids=ids, seed=seed)
+                module = StatefulLossModule(model, self.learning_rate, self.weight_decay)
+                steps = math.ceil(self.windows_per_epoch / self.batch_size)
+                loader = DataLoader(streams, batch_size=None, sampler=EpochSteps(steps))
             history = LossHistory()
             trainer = self._make_trainer(
                 max_epochs=self.max_epochs,

@@ -14,7 +14,10 @@ Shapes:
 * ``ids``: ``(B, T)`` int64 input ids (:func:`input_ids` of the bases);
 * logits: ``(B, T, 5)``, row ``t`` predicting base ``t + 1``;
 * training pairs (:class:`GenomeWindows`): inputs ``(B, T)`` = ids of bases ``i .. i+T-1``,
-  targets ``(B, T)`` = nucleotide codes of bases ``i+1 .. i+T``.
+  targets ``(B, T)`` = nucleotide codes of bases ``i+1 .. i+T``;
+* stateful training (:class:`GenomeStreams`, truncated back-propagation through time): each
+  of ``B`` batch rows reads consecutive windows of one random stretch of the genome, with
+  the backbone state carried (detached) from one optimiser step to the next.
 
 Streaming (:func:`stream_genome`): the genome is fed in fixed-size pieces with the backbone
 state carried between them (memory weights, momentum, attention cache), in
@@ -35,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from titans_ts.backbone import BackboneState, TitansBackbone, TitansConfig
 from titans_ts.encoders.dna import KmerTokenizer, NucleotideTokenizer
@@ -44,6 +47,8 @@ from titans_ts.training.sequence import Tokenizer, backbone_config_from_dict, ma
 __all__ = [
     "N_BASES",
     "DNALMConfig",
+    "EpochSteps",
+    "GenomeStreams",
     "GenomeWindows",
     "StreamReport",
     "TitansDNAModel",
@@ -161,13 +166,21 @@ class TitansDNAModel(nn.Module):
     def loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """Mean next-base cross-entropy in nats: ``inputs (B, T)`` ids of bases ``i..i+T-1``,
         ``targets (B, T)`` nucleotide codes of bases ``i+1..i+T``."""
+        return self.stream_loss(inputs, targets)[0]
+
+    def stream_loss(
+        self, inputs: Tensor, targets: Tensor, state: BackboneState | None = None
+    ) -> tuple[Tensor, BackboneState]:
+        """:meth:`loss` of a window that continues ``state`` (``None``: a fresh stream);
+        also returns the state after the window (truncated back-propagation through time
+        detaches it before the next call)."""
         if inputs.dim() != 2 or inputs.shape != targets.shape:
             raise ValueError(
                 f"inputs and targets must both have shape (B, T), got {tuple(inputs.shape)} "
                 f"and {tuple(targets.shape)}"
             )
-        logits, _ = self(inputs)
-        return F.cross_entropy(logits.reshape(-1, N_BASES), targets.reshape(-1))
+        logits, state = self(inputs, state)
+        return F.cross_entropy(logits.reshape(-1, N_BASES), targets.reshape(-1)), state
 
 
 class GenomeWindows(Dataset):
@@ -199,6 +212,85 @@ class GenomeWindows(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         end = index + self.length
         return self.ids[index:end], self.codes[index + 1 : end + 1]
+
+
+class GenomeStreams(Dataset):
+    """Consecutive training windows for truncated back-propagation through time.
+
+    An epoch is ``n_steps`` optimiser steps grouped in episodes of ``carry`` steps. At the
+    first step of an episode each of the ``rows`` batch rows draws a random start ``o``
+    (uniform over the starts where ``carry * length + 1`` bases fit); step ``j`` of the
+    episode gives that row the window of bases ``o + j * length ..`` (``length``
+    predictions, as :class:`GenomeWindows`), so every row reads on where its previous step
+    stopped and a state carried between steps is the state of that row's own stream.
+
+    Item ``(epoch, step)`` (what :class:`EpochSteps` yields) is ``(inputs (rows, length),
+    targets (rows, length), reset)``: int64 tensors and a bool, true at the first step of
+    an episode (drop the carried state there). Starts come from
+    ``numpy.random.default_rng([seed, epoch, episode])``: reproducible whatever the order
+    of access. ``carry=1`` gives independent random windows.
+
+    Args:
+        codes: nucleotide ids ``(L,)`` (:func:`genome_codes`).
+        length: predictions per window (``context_length``).
+        rows: batch rows (streams read side by side).
+        carry: windows per episode (steps the state is carried across), ``>= 1``.
+        ids: model input ids ``(L,)`` (:func:`input_ids`); default the codes themselves.
+        seed: seed of the starts.
+    """
+
+    def __init__(
+        self, codes: np.ndarray, length: int, rows: int, carry: int,
+        ids: np.ndarray | None = None, seed: int = 0,
+    ) -> None:
+        for name, value in (("length", length), ("rows", rows), ("carry", carry)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        span = int(carry) * int(length) + 1
+        if len(codes) < span:
+            raise ValueError(
+                f"the sequence has {len(codes)} bases, fewer than the {span} that "
+                f"{carry} consecutive windows of {length} bases need (+1); pass a longer "
+                "sequence, fewer carried windows or a shorter context_length"
+            )
+        if ids is not None and len(ids) != len(codes):
+            raise ValueError(f"ids has {len(ids)} entries for {len(codes)} bases")
+        self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+        self.ids = self.codes if ids is None else torch.from_numpy(np.asarray(ids, np.int64))
+        self.length, self.rows, self.carry = int(length), int(rows), int(carry)
+        self.seed = int(seed)
+        self._n_starts = len(codes) - span + 1
+
+    def starts(self, epoch: int, episode: int) -> np.ndarray:
+        """First base of each row's stream in that episode, ``(rows,)`` int64."""
+        rng = np.random.default_rng([self.seed, int(epoch), int(episode)])
+        return rng.integers(0, self._n_starts, size=self.rows)
+
+    def __getitem__(self, index: tuple[int, int]) -> tuple[Tensor, Tensor, bool]:
+        epoch, step = index
+        episode, j = divmod(int(step), self.carry)
+        first = torch.from_numpy(self.starts(epoch, episode)) + j * self.length
+        cols = first[:, None] + torch.arange(self.length)
+        return self.ids[cols], self.codes[cols + 1], j == 0
+
+
+class EpochSteps(Sampler):
+    """Yields ``(epoch, step)`` for ``step`` in ``0 .. n_steps - 1`` in order (the items of
+    :class:`GenomeStreams`, loaded with ``batch_size=None``); Lightning calls
+    :meth:`set_epoch` before every epoch."""
+
+    def __init__(self, n_steps: int) -> None:
+        self.n_steps = int(n_steps)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, s) for s in range(self.n_steps))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BestWeights", "LossHistory", "LossModule"]
+__all__ = ["BestWeights", "LossHistory", "LossModule", "StatefulLossModule"]
 
 
 class LossModule(pl.LightningModule):
@@ -72,6 +72,36 @@ class LossModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"},
         }
+
+
+class StatefulLossModule(LossModule):
+    """:class:`LossModule` for truncated back-propagation through time.
+
+    Batches are ``(inputs, targets, reset)`` (e.g.
+    :class:`~titans_ts.training.dna_lm.GenomeStreams`); the model's
+    ``stream_loss(inputs, targets, state) -> (loss, state)`` continues the state of the
+    previous training step, detached, so gradients stop at the step boundary while the
+    state itself runs on. ``reset`` true drops the state (a new stream starts); so does a
+    new epoch. Needs a single device and batches served in stream order.
+    """
+
+    def __init__(self, model: nn.Module, learning_rate: float, weight_decay: float = 0.0) -> None:
+        super().__init__(model, learning_rate, weight_decay)
+        if not callable(getattr(model, "stream_loss", None)):
+            raise TypeError(f"{type(model).__name__} has no stream_loss(inputs, targets, state)")
+        self._state: Any = None
+
+    def on_train_epoch_start(self) -> None:
+        self._state = None
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Any], batch_idx: int) -> Tensor:
+        inputs, targets, reset = batch
+        if bool(reset):
+            self._state = None
+        loss, state = self.model.stream_loss(inputs, targets, self._state)
+        self._state = state.detach()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(inputs))
+        return loss
 
 
 class BestWeights(pl.Callback):
