@@ -103,6 +103,7 @@ def test_fasta_input_and_save_load(lm, genome, tmp_path):
     assert a == pytest.approx(lm.bits_per_base(genome[:900]), abs=1e-12)
     loaded = TitansDNALM.load(lm.save(tmp_path / "lm"))
     assert loaded.get_params() == lm.get_params()
+    assert loaded.carry_windows_ == lm.carry_windows_ == 1
     assert loaded.bits_per_base(genome[:900]) == a
 
 
@@ -279,12 +280,14 @@ def test_carry_windows_trains_with_the_state_carried(genome, monkeypatch):
     assert TitansDNALM(**{**TINY, "carry_windows": 3}).fit(genome).bits_per_base(
         genome[:300]
     ) == lm.bits_per_base(genome[:300])  # reproducible
-    with pytest.raises(ValueError, match="needs devices=1"):
+    with pytest.raises(ValueError, match="needs devices=1.*carry_windows=1"):
         TitansDNALM(**{**TINY, "carry_windows": 2, "devices": 2}).fit(genome)
     with pytest.raises(ValueError, match="'carry_windows' parameter of TitansDNALM"):
         TitansDNALM(**{**TINY, "carry_windows": 0}).fit(genome)
-    with pytest.raises(ValueError, match="consecutive windows"):
-        TitansDNALM(**{**TINY, "carry_windows": 100}).fit(genome)
+    assert lm.carry_windows_ == 3
+    # more windows than the sequence holds: as many as fit, (3010 - 1) // 48
+    capped = TitansDNALM(**{**TINY, "carry_windows": 100, "max_epochs": 1}).fit(genome)
+    assert capped.carry_windows_ == (len(genome) - 1) // 48 == 62
 
 
 def _tensors(obj) -> Iterator[torch.Tensor]:

@@ -136,7 +136,8 @@ class TitansDNALM(TitansBaseEstimator):
             the backbone state carried (detached) from step to step
             (:class:`~titans_ts.training.dna_lm.GenomeStreams`), so the memory is trained
             on states up to ``n * context_length`` bases old, as streaming scoring uses it.
-            Same bases and steps per epoch; needs ``devices=1``.
+            Same bases and steps per epoch; needs ``devices=1``. Capped at the number of
+            whole windows the training sequence holds (``carry_windows_``).
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
@@ -146,7 +147,9 @@ class TitansDNALM(TitansBaseEstimator):
     Fitted attributes:
         model_ (:class:`~titans_ts.training.dna_lm.TitansDNAModel`, eval mode), config_,
         history_ (per-epoch training loss in nats), n_bases_ (training sequence length),
-        train_bits_per_base_ (last epoch's training loss in bits), seed_.
+        train_bits_per_base_ (last epoch's training loss in bits), carry_windows_ (the
+        consecutive windows used: ``carry_windows`` capped at ``(n_bases_ - 1) //
+        context_length``), seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -238,9 +241,13 @@ class TitansDNALM(TitansBaseEstimator):
         if self.carry_windows > 1 and self.devices != 1:
             raise ValueError(
                 f"TitansDNALM: carry_windows={self.carry_windows} trains one stream per batch "
-                f"row in order and needs devices=1, got devices={self.devices!r}"
+                f"row in order and needs devices=1, got devices={self.devices!r}; pass "
+                "carry_windows=1 to train on independent windows across devices"
             )
         codes, starts = _read_codes(X)
+        # as many consecutive windows as the sequence holds (1: the window path, whose
+        # error names a sequence shorter than one window)
+        carry = max(1, min(int(self.carry_windows), (len(codes) - 1) // self.context_length))
         config = DNALMConfig.for_tokenizer(
             kmer_k=None if self.kmer_k is None else int(self.kmer_k),
             backbone=build_sequence_backbone_config(
@@ -258,7 +265,7 @@ class TitansDNALM(TitansBaseEstimator):
         with self._fit_context() as (seed, root):
             ids = input_ids(codes, config.kmer_k, starts)
             model = TitansDNAModel(config)
-            if self.carry_windows == 1:
+            if carry == 1:
                 data = GenomeWindows(codes, self.context_length, ids=ids)
                 module = LossModule(model, self.learning_rate, self.weight_decay)
                 # every epoch draws fresh windows from a seeded generator (reproducible fits)
@@ -268,8 +275,8 @@ class TitansDNALM(TitansBaseEstimator):
                 )
                 loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler)
             else:
-                streams = GenomeStreams(codes, self.context_length, self.batch_size,
-                                        self.carry_windows, ids=ids, seed=seed)
+                streams = GenomeStreams(codes, self.context_length, self.batch_size, carry,
+                                        ids=ids, seed=seed)
                 module = StatefulLossModule(model, self.learning_rate, self.weight_decay)
                 steps = math.ceil(self.windows_per_epoch / self.batch_size)
                 loader = DataLoader(streams, batch_size=None, sampler=EpochSteps(steps))
@@ -287,6 +294,7 @@ class TitansDNALM(TitansBaseEstimator):
         self.config_ = config
         self.history_ = history.records
         self.n_bases_ = int(len(codes))
+        self.carry_windows_ = carry
         last = self.history_[-1]["train_loss"] if self.history_ else None
         self.train_bits_per_base_ = None if last is None else float(last) / math.log(2.0)
         return self
@@ -341,6 +349,7 @@ class TitansDNALM(TitansBaseEstimator):
                 "history_": self.history_,
                 "n_bases_": self.n_bases_,
                 "train_bits_per_base_": _jsonable(self.train_bits_per_base_),
+                "carry_windows_": self.carry_windows_,
                 "seed_": self.seed_,
             },
         }
@@ -364,5 +373,6 @@ class TitansDNALM(TitansBaseEstimator):
         est.history_ = fitted["history_"]
         est.n_bases_ = fitted["n_bases_"]
         est.train_bits_per_base_ = fitted["train_bits_per_base_"]
+        est.carry_windows_ = fitted.get("carry_windows_", 1)  # saves before session 26
         est.seed_ = fitted["seed_"]
         return est
