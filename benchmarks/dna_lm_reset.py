@@ -1,14 +1,16 @@
 """Held-out bits per base of a Titans DNA LM: carried stream state vs state reset every R bases.
 
-The model (``TitansDNALM`` defaults: 512-base training windows) is fitted on random windows
-of the first 2 Mbp of the E. coli 536 genome and scored on bases 3.9-4.9 Mbp, once with the
+The model (``TitansDNALM`` at its defaults unless flags say otherwise) is fitted on the
+first 2 Mbp of the E. coli 536 genome and scored on bases 3.9-4.9 Mbp, once with the
 memory state carried through the whole megabase and once per ``--resets`` value with the
 state dropped every R bases (``reset_every``; each base then sees at most the R bases
-before it). It answers whether the streaming memory, trained only on windows, keeps helping
-over a long stream.
+before it). It answers whether the streaming memory keeps helping over a long stream.
 
-    python benchmarks/dna_lm_reset.py [--epochs 3] [--seed 0] [--context-length 512]
-        [--carry-windows 1] [--resets 65536 4096 512]
+    python benchmarks/dna_lm_reset.py [--epochs 8] [--seed 0] [--context-length 512]
+        [--carry-windows 128] [--resets 65536 4096 512] [--set learning_rate=1e-3]
+
+Session 25's window models (defaults then): ``--epochs 3 --carry-windows 1 --set
+learning_rate=1e-3``.
 
 ``--carry-windows n`` trains statefully (``TitansDNALM(carry_windows=n)``: every batch row
 reads n consecutive windows with the state carried between optimiser steps); ``--set
@@ -29,20 +31,21 @@ import torch
 from ecoli_stream import _default_genome, codes_to_str
 
 from titans_ts.estimators import TitansDNALM
+from titans_ts.estimators.dna_lm import DNALM_DEFAULTS as D
 from titans_ts.training.dna_lm import genome_codes
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genome", type=pathlib.Path, default=_default_genome())
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--windows-per-epoch", type=int, default=2048)
-    parser.add_argument("--context-length", type=int, default=512,
-                        help="bases per training window (TitansDNALM's default 512)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--carry-windows", type=int, default=1,
+    parser.add_argument("--epochs", type=int, default=D.max_epochs)
+    parser.add_argument("--windows-per-epoch", type=int, default=D.windows_per_epoch)
+    parser.add_argument("--context-length", type=int, default=D.context_length,
+                        help="bases per training window")
+    parser.add_argument("--batch-size", type=int, default=D.batch_size)
+    parser.add_argument("--carry-windows", type=int, default=D.carry_windows,
                         help="consecutive windows per stream with the state carried "
-                             "(1: independent windows, the default)")
+                             "(1: independent windows)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-bases", type=int, default=2_000_000)
     parser.add_argument("--heldout", type=int, nargs=2, default=[3_900_000, 4_900_000],
