@@ -23,8 +23,8 @@ scored on the same held-out bases.
 from __future__ import annotations
 
 import argparse
-import ast
 import pathlib
+import sys
 import time
 
 import torch
@@ -33,6 +33,14 @@ from ecoli_stream import _default_genome, codes_to_str
 from titans_ts.estimators import TitansDNALM
 from titans_ts.estimators.dna_lm import DNALM_DEFAULTS as D
 from titans_ts.training.dna_lm import genome_codes
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "recipes"))
+from genomics import parse_set  # noqa: E402  (the --set parser of recipes/genomics.py)
+
+#: TitansDNALM parameters this script sets through its own flags
+_RESERVED = {"random_state": "--seed", "max_epochs": "--epochs",
+             "windows_per_epoch": "--windows-per-epoch", "context_length": "--context-length",
+             "batch_size": "--batch-size", "carry_windows": "--carry-windows"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,15 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="orders the Markov baseline chooses from (none: skip it)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    extra = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            extra[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            extra[key] = value  # a bare string such as variant=mag
+    try:
+        extra = parse_set(args.set, TitansDNALM, _RESERVED)
+    except ValueError as err:
+        parser.error(str(err))
     torch.set_num_threads(args.threads)
     from titans_ts.encoders.seqio import read_fasta
 
@@ -75,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--heldout {start} {end} must lie after the first --train-bases "
                          f"({args.train_bases}) and inside the genome ({len(codes):,} bases)")
     t0 = time.perf_counter()
-    lm = TitansDNALM(random_state=args.seed, accelerator="cpu", max_epochs=args.epochs,
-                     windows_per_epoch=args.windows_per_epoch,
-                     context_length=args.context_length, batch_size=args.batch_size,
-                     carry_windows=args.carry_windows, **extra)
+    params = dict(random_state=args.seed, accelerator="cpu", max_epochs=args.epochs,
+                  windows_per_epoch=args.windows_per_epoch, context_length=args.context_length,
+                  batch_size=args.batch_size, carry_windows=args.carry_windows)
+    lm = TitansDNALM(**{**params, **extra})
     lm.fit([codes_to_str(codes[: args.train_bases])])
     print(f"fitted {args.epochs} epochs x {args.windows_per_epoch} windows of "
-          f"{lm.context_length} bases, carry_windows {args.carry_windows} {extra or ''} "
+          f"{lm.context_length} bases, carry_windows {lm.carry_windows_} {extra or ''} "
           f"(seed {args.seed}) "
           f"in {time.perf_counter() - t0:.0f}s; "
           f"train bits/base {lm.train_bits_per_base_:.4f}", flush=True)

@@ -50,6 +50,18 @@ def test_learns_a_repeat_and_probabilities_sum_to_one():
         assert sum(probs) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_the_largest_order_keeps_ids_in_int64():
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 5, 3000)
+    model = MarkovDNALM(26).fit(codes)
+    for at in (100, 2000):  # seen contexts, including ones led by G/T/N (large ids)
+        ctx = codes[at - 26 : at]
+        probs = [math.exp(-model.nats(np.array([*ctx, b]))[-1]) for b in range(5)]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-12)
+        # a 26-base context seen once: its continuation gets (1 + 0.5) / (1 + 5 * 0.5)
+        assert probs[codes[at]] == pytest.approx(1.5 / 3.5, abs=1e-12)
+
+
 def test_order_is_chosen_on_the_training_tail_only():
     rng = np.random.default_rng(0)
     # an order-2 source: the next base is a noisy function of the two before it
@@ -70,8 +82,8 @@ def test_order_is_chosen_on_the_training_tail_only():
 
 
 def test_bad_inputs_say_what_is_wrong():
-    with pytest.raises(ValueError, match=r"order must be in \[0, 27\]"):
-        MarkovDNALM(28)
+    with pytest.raises(ValueError, match=r"order must be in \[0, 26\]"):
+        MarkovDNALM(27)
     with pytest.raises(TypeError, match="order must be an int"):
         MarkovDNALM(2.0)
     with pytest.raises(ValueError, match="alpha"):

@@ -238,7 +238,12 @@ def test_genome_streams_read_on_where_the_last_step_stopped():
     assert (streams.starts(2, 0) != streams.starts(3, 0)).any()
     again = GenomeStreams(codes, 5, rows=3, carry=4, ids=ids, seed=7)
     assert again[(2, 5)][0].equal(items[5][0])  # seeded: the same whatever the access order
-    assert streams.starts(0, 0).max() <= 400 - (4 * 5 + 1)  # the whole episode fits
+    # exactly one episode fits: every row starts at 0 and the last target is the last base
+    tight = GenomeStreams(codes[:21], 5, rows=6, carry=4)
+    assert (tight.starts(0, 0) == 0).all() and (tight.starts(5, 3) == 0).all()
+    assert (tight[(0, 3)][1][:, -1] == int(codes[20])).all()
+    with pytest.raises(ValueError, match="fewer than the 21"):
+        GenomeStreams(codes[:20], 5, rows=1, carry=4)
     with pytest.raises(ValueError, match="fewer than the 401"):
         GenomeStreams(codes, 100, rows=1, carry=4)
     with pytest.raises(ValueError, match="carry must be a positive int"):
@@ -260,7 +265,7 @@ def test_stream_loss_continues_the_state(lm, genome):
 
 
 def test_carry_windows_trains_with_the_state_carried(genome, monkeypatch):
-    from titans_ts.training.dna_lm import TitansDNAModel
+    from titans_ts.training.dna_lm import GenomeStreams, TitansDNAModel
 
     seen: list[int | None] = []
     original = TitansDNAModel.stream_loss
@@ -272,15 +277,24 @@ def test_carry_windows_trains_with_the_state_carried(genome, monkeypatch):
         )  # detached: gradients stop at the step boundary
         return original(self, inputs, targets, state)
 
+    epochs: set[int] = set()
+    original_starts = GenomeStreams.starts
+
+    def starts_spy(self, epoch, episode):
+        epochs.add(epoch)
+        return original_starts(self, epoch, episode)
+
     monkeypatch.setattr(TitansDNAModel, "stream_loss", spy)
+    monkeypatch.setattr(GenomeStreams, "starts", starts_spy)
     lm = TitansDNALM(**{**TINY, "carry_windows": 3}).fit(genome)
     # 128 windows / batch 16 = 8 steps per epoch, the state dropped every 3 and every epoch
     assert seen == [None, 48, 96, None, 48, 96, None, 48] * 3
+    assert epochs == {0, 1, 2}  # Lightning told the sampler the epoch: fresh stretches
     assert lm.bits_per_base(genome) < 1.5
     assert TitansDNALM(**{**TINY, "carry_windows": 3}).fit(genome).bits_per_base(
         genome[:300]
     ) == lm.bits_per_base(genome[:300])  # reproducible
-    with pytest.raises(ValueError, match="needs devices=1.*carry_windows=1"):
+    with pytest.raises(ValueError, match="on one device.*carry_windows=1"):
         TitansDNALM(**{**TINY, "carry_windows": 2, "devices": 2}).fit(genome)
     with pytest.raises(ValueError, match="'carry_windows' parameter of TitansDNALM"):
         TitansDNALM(**{**TINY, "carry_windows": 0}).fit(genome)

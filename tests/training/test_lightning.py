@@ -56,3 +56,45 @@ def test_lr_decay_outside_open_unit_interval_is_rejected(bad: float) -> None:
 def test_model_without_loss_is_rejected() -> None:
     with pytest.raises(TypeError, match="loss"):
         LossModule(nn.Linear(1, 1), 0.1)
+
+
+class _Counter(nn.Module):
+    """``stream_loss`` whose state counts the steps of the current stream (and records what
+    it was given); ``loss`` is the fresh-state loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.given: list[tuple[float | None, bool]] = []
+
+    def stream_loss(self, x, y, state=None):
+        self.given.append((None if state is None else float(state),
+                           state is not None and state.requires_grad))
+        new = (torch.zeros(()) if state is None else state) + 1 + 0 * self.w
+        return ((self.w - y) ** 2).mean(), new
+
+    def loss(self, x, y):
+        return self.stream_loss(x, y)[0]
+
+
+def test_stateful_module_carries_a_detached_state_and_resets_it() -> None:
+    from titans_ts.training.lightning import StatefulLossModule
+
+    model = _Counter()
+    batches = [(torch.ones(2, 3), torch.ones(2, 3), r) for r in (True, False, False, True, False)]
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    module = StatefulLossModule(model, 0.1)
+    trainer.fit(module, DataLoader(batches, batch_size=None))
+    given = [g for g, _ in model.given]
+    assert given == [None, 1.0, 2.0, None, 1.0] * 2  # carried, dropped on reset
+    assert not any(grad for _, grad in model.given)  # detached before it is passed on
+    assert module._state is None  # nothing kept alive after fitting
+    model.given.clear()
+    # a validation batch with reset False is still scored from a fresh state
+    trainer.validate(module, DataLoader(batches[1:2], batch_size=None), verbose=False)
+    assert model.given == [(None, False)]
+    with pytest.raises(TypeError, match="stream_loss"):
+        StatefulLossModule(_Scalar(), 0.1)

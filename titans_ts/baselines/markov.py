@@ -7,8 +7,8 @@ counts with additive smoothing, ``(count(context, base) + alpha) / (count(contex
 Krichevsky-Trofimov estimator. Bases with fewer than ``order`` bases before them (the start
 of a scored sequence) use the longest context they have, so every next-base prediction of
 a sequence is scored, exactly the bases :func:`~titans_ts.training.dna_lm.stream_genome`
-scores. Counts are kept sparse (sorted context ids, ``numpy.searchsorted``), so orders up to
-27 fit in int64 ids and memory grows with the number of distinct contexts seen, not
+scores. Counts are kept sparse (sorted ids, ``numpy.searchsorted``), so orders up to 26
+fit in int64 ``(context, base)`` ids and memory grows with the number of distinct contexts seen, not
 ``5 ** order``.
 
 :func:`select_markov_order` picks the order on a held-out tail of the training bases, so
@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["MarkovDNALM", "select_markov_order"]
 
 _SYMBOLS = 5  # A C G T N, the nucleotide codes 0..4
-_MAX_ORDER = 27  # 5**27 < 2**63: every context id fits in int64
+_MAX_ORDER = 26  # 5**27 < 2**63: every (context, next base) id fits in int64
 
 
 def _check_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:
@@ -53,7 +53,7 @@ class MarkovDNALM:
     """Order-``order`` Markov chain over nucleotide codes with additive smoothing.
 
     Args:
-        order: bases of context, ``0 <= order <= 27`` (0: base frequencies).
+        order: bases of context, ``0 <= order <= 26`` (0: base frequencies).
         alpha: pseudo-count added to each of the 5 symbols (> 0; 0.5 = Krichevsky-Trofimov).
 
     Fitted attributes: ``n_bases_`` (training length), ``n_contexts_`` (distinct contexts of

@@ -5,15 +5,19 @@ Quick start::
     from titans_ts.estimators import TitansDNALM, TitansSequenceClassifier
     lm = TitansDNALM(random_state=0).fit("genome.fna.gz")   # FASTA path or list of strings
     lm.bits_per_base("genome.fna.gz")                       # streamed, carried state
+    # to initialise a classifier (which always starts from a fresh state), pretrain on
+    # independent windows so the memory's initial weights are trained at every step
+    lm = TitansDNALM(carry_windows=1, random_state=0).fit("genome.fna.gz")
     lm.save("lm")
     clf = TitansSequenceClassifier(pretrained="lm").fit(X, y)  # starts from the LM weights
 
-Training draws random windows of ``context_length + 1`` bases (all records of a FASTA, or
-all strings of a list, are joined; lower case is upper-cased, IUPAC codes become ``N``) and
-minimises the next-base cross-entropy; with ``carry_windows=n`` each batch row instead reads
-``n`` consecutive windows, one per optimiser step, with the backbone state carried between
-them (truncated back-propagation through time), so the memory also learns from the
-long-running states that streaming produces. The input token at each base is the base
+Training reads windows of ``context_length`` next-base predictions (all records of a FASTA,
+or all strings of a list, are joined; lower case is upper-cased, IUPAC codes become ``N``)
+and minimises the next-base cross-entropy. By default (``carry_windows=128``) each batch row
+reads consecutive windows of one random stretch, one per optimiser step, with the backbone
+state carried between them (truncated back-propagation through time), so the memory learns
+from the long-running states that streaming produces; ``carry_windows=1`` draws independent
+random windows. The input token at each base is the base
 (``kmer_k=None``) or the overlapping k-mer ending there (``kmer_k=k``, never spanning two
 records): a k-mer model initialises a classifier that uses the same k-mers, e.g.
 ``TitansDNALM(kmer_k=6, variant="mag", d_model=64)`` for the classifier's 6-mer tokens
@@ -73,8 +77,9 @@ class DNALMDefaults:
     long-running states that streamed scoring (:meth:`TitansDNALM.bits_per_base`) gives it.
     ``windows_per_epoch * max_epochs`` = 16,384 windows of 512 bases (~8.4 M bases) at
     learning rate 3e-3: ~7 minutes on one CPU core. On held-out E. coli (fit on 2 Mbp) this
-    scores 1.940-1.944 bits/base streamed, where the previous defaults (independent windows,
-    learning rate 1e-3, 4 epochs) scored 1.996-2.002 and an order-5 Markov chain 1.944
+    scores 1.940-1.944 bits/base streamed, where independent windows at learning rate 1e-3
+    (the previous defaults, measured at 3 epochs) scored 1.996-2.002 and an order-5 Markov
+    chain 1.944
     (``docs/results.md``, "Stateful training and the Markov baseline").
     """
 
@@ -142,8 +147,11 @@ class TitansDNALM(TitansBaseEstimator):
             the backbone state carried (detached) from step to step
             (:class:`~titans_ts.training.dna_lm.GenomeStreams`), so the memory is trained
             on states up to ``n * context_length`` bases old, as streaming scoring uses it.
-            Same bases and steps per epoch; needs ``devices=1``. Capped at the number of
-            whole windows the training sequence holds (``carry_windows_``).
+            ``ceil(windows_per_epoch / batch_size)`` steps per epoch either way; runs on
+            one device. Capped at the number of whole windows the training sequence holds
+            (``carry_windows_``). Parameters that act only on a fresh state (the memory's
+            initial weights, persistent tokens) get gradient only on an episode's first
+            step, so pretrain a classifier's initialisation with ``carry_windows=1``.
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
@@ -244,16 +252,19 @@ class TitansDNALM(TitansBaseEstimator):
                 f"TitansDNALM: d_model={self.d_model} must be divisible by "
                 f"n_heads={self.n_heads} with an even per-head width; e.g. d_model=32, n_heads=2"
             )
-        if self.carry_windows > 1 and self.devices != 1:
-            raise ValueError(
-                f"TitansDNALM: carry_windows={self.carry_windows} trains one stream per batch "
-                f"row in order and needs devices=1, got devices={self.devices!r}; pass "
-                "carry_windows=1 to train on independent windows across devices"
-            )
         codes, starts = _read_codes(X)
         # as many consecutive windows as the sequence holds (1: the window path, whose
         # error names a sequence shorter than one window)
         carry = max(1, min(int(self.carry_windows), (len(codes) - 1) // self.context_length))
+        one_device = self.devices == 1 or (isinstance(self.devices, list)
+                                           and len(self.devices) == 1)
+        if carry > 1 and not one_device:
+            raise ValueError(
+                f"TitansDNALM: carry_windows={self.carry_windows} trains one stream per batch "
+                f"row in order on one device, got devices={self.devices!r}; pass devices=1 "
+                "(or one device id), or carry_windows=1 to train on independent windows "
+                "across devices"
+            )
         config = DNALMConfig.for_tokenizer(
             kmer_k=None if self.kmer_k is None else int(self.kmer_k),
             backbone=build_sequence_backbone_config(
@@ -312,8 +323,9 @@ class TitansDNALM(TitansBaseEstimator):
         """Stream ``X`` (FASTA path / string / strings) through the model with carried state
         in ``piece_length``-base pieces; returns the progress reports (the last covers all
         bases). ``reset_every``: drop the state every that many bases (see
-        :func:`~titans_ts.training.dna_lm.stream_genome`; ``context_length`` matches
-        training), None = carry it throughout."""
+        :func:`~titans_ts.training.dna_lm.stream_genome`; for a model fitted with
+        ``carry_windows=1``, ``context_length`` matches training), None = carry it
+        throughout (what the default stateful training prepares the model for)."""
         self._check_fitted()
         codes, starts = _read_codes(X)
         return list(

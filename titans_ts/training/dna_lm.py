@@ -183,6 +183,15 @@ class TitansDNAModel(nn.Module):
         return F.cross_entropy(logits.reshape(-1, N_BASES), targets.reshape(-1)), state
 
 
+def _codes_and_ids(codes: np.ndarray, ids: np.ndarray | None) -> tuple[Tensor, Tensor]:
+    """Nucleotide codes and model input ids ``(L,)`` as int64 tensors (ids default to the
+    codes) for the training datasets."""
+    if ids is not None and len(ids) != len(codes):
+        raise ValueError(f"ids has {len(ids)} entries for {len(codes)} bases")
+    codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    return codes_t, codes_t if ids is None else torch.from_numpy(np.asarray(ids, np.int64))
+
+
 class GenomeWindows(Dataset):
     """Every window of ``length`` next-base predictions in ``codes``: item ``i`` is
     ``(input ids (length,), target codes (length,))`` for bases ``i..i+length-1`` →
@@ -200,10 +209,7 @@ class GenomeWindows(Dataset):
                 f"the sequence has {len(codes)} bases, fewer than context_length + 1 = "
                 f"{length + 1}; pass a longer sequence or a shorter context_length"
             )
-        if ids is not None and len(ids) != len(codes):
-            raise ValueError(f"ids has {len(ids)} entries for {len(codes)} bases")
-        self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64))
-        self.ids = self.codes if ids is None else torch.from_numpy(np.asarray(ids, np.int64))
+        self.codes, self.ids = _codes_and_ids(codes, ids)
         self.length = int(length)
 
     def __len__(self) -> int:
@@ -253,10 +259,7 @@ class GenomeStreams(Dataset):
                 f"{carry} consecutive windows of {length} bases need (+1); pass a longer "
                 "sequence, fewer carried windows or a shorter context_length"
             )
-        if ids is not None and len(ids) != len(codes):
-            raise ValueError(f"ids has {len(ids)} entries for {len(codes)} bases")
-        self.codes = torch.from_numpy(np.asarray(codes, dtype=np.int64))
-        self.ids = self.codes if ids is None else torch.from_numpy(np.asarray(ids, np.int64))
+        self.codes, self.ids = _codes_and_ids(codes, ids)
         self.length, self.rows, self.carry = int(length), int(rows), int(carry)
         self.seed = int(seed)
         self._n_starts = len(codes) - span + 1
@@ -342,9 +345,10 @@ def stream_genome(
     predicted from bases ``[R * floor((i - 1) / R), i)`` only: the scores of separate calls
     on ``codes[jR : (j+1)R + 1]`` (for a k-mer model the first k - 1 inputs after a reset
     still hold the k-mers that span it, where a separate call would read ``[UNK]``).
-    A model trained on ``context_length``-base windows has never seen a longer-running
-    memory; on held-out E. coli a fitted default model scored better with
-    ``R = context_length`` than with the carried state (figures in ``docs/results.md``,
+    A model trained on independent ``context_length``-base windows has never seen a
+    longer-running memory; on held-out E. coli such a model scored better with
+    ``R = context_length`` than with the carried state, while a statefully trained one
+    (:class:`GenomeStreams`) scores best carried (figures in ``docs/results.md``,
     "Whole-genome streaming"). ``None``: carry the state throughout.
     """
     if piece_length < 1:

@@ -82,7 +82,8 @@ class StatefulLossModule(LossModule):
     ``stream_loss(inputs, targets, state) -> (loss, state)`` continues the state of the
     previous training step, detached, so gradients stop at the step boundary while the
     state itself runs on. ``reset`` true drops the state (a new stream starts); so does a
-    new epoch. Needs a single device and batches served in stream order.
+    new epoch. Needs a single device and batches served in stream order. Validation
+    batches ``(inputs, targets, ...)`` are scored from a fresh state.
     """
 
     def __init__(self, model: nn.Module, learning_rate: float, weight_decay: float = 0.0) -> None:
@@ -102,6 +103,12 @@ class StatefulLossModule(LossModule):
         self._state = state.detach()
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(inputs))
         return loss
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        return super().validation_step(tuple(batch[:2]), batch_idx)
+
+    def on_train_end(self) -> None:
+        self._state = None  # do not keep the last step's tensors alive after fitting
 
 
 class BestWeights(pl.Callback):
