@@ -8,8 +8,8 @@ Krichevsky-Trofimov estimator. Bases with fewer than ``order`` bases before them
 of a scored sequence) use the longest context they have, so every next-base prediction of
 a sequence is scored, exactly the bases :func:`~titans_ts.training.dna_lm.stream_genome`
 scores. Counts are kept sparse (sorted ids, ``numpy.searchsorted``), so orders up to 26
-fit in int64 ``(context, base)`` ids and memory grows with the number of distinct contexts seen, not
-``5 ** order``.
+fit in int64 ``(context, base)`` ids and memory grows with the number of distinct contexts
+seen, not ``5 ** order``.
 
 :func:`select_markov_order` picks the order on a held-out tail of the training bases, so
 the test stretch is never looked at; it is the bits-per-base number a Titans DNA LM has to

@@ -79,8 +79,8 @@ class DNALMDefaults:
     learning rate 3e-3: ~7 minutes on one CPU core. On held-out E. coli (fit on 2 Mbp) this
     scores 1.940-1.944 bits/base streamed, where independent windows at learning rate 1e-3
     (the previous defaults, measured at 3 epochs) scored 1.996-2.002 and an order-5 Markov
-    chain 1.944
-    (``docs/results.md``, "Stateful training and the Markov baseline").
+    chain 1.944; 16 epochs reach 1.935 (``docs/results.md``, "Stateful training and the
+    Markov baseline").
     """
 
     variant: str = "lmm"
