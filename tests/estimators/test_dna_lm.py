@@ -72,6 +72,24 @@ def test_streaming_in_pieces_equals_one_call(lm, genome):
         assert [r.bases for r in split[:-1]] == sorted(r.bases for r in split[:-1])
 
 
+def test_per_base_nats_agree_with_bits_per_base_and_pieces(lm, genome):
+    """``nats`` scores each base once, in order: its mean is ``bits_per_base`` * ln 2,
+    pieces give the same per-base values, and a base's score depends only on the bases
+    before it (changing base 400 leaves bases 1..400 scored as before)."""
+    seq = genome[:700]
+    nats = lm.nats(seq)
+    assert nats.shape == (699,) and nats.dtype == np.float64 and (nats > 0).all()
+    assert nats.mean() / np.log(2) == pytest.approx(lm.bits_per_base(seq), abs=1e-5)
+    np.testing.assert_allclose(lm.nats(seq, piece_length=37), nats, atol=2e-5)
+    reset = lm.nats(seq, reset_every=160)
+    np.testing.assert_allclose(reset[:160], nats[:160], atol=2e-5)  # same state so far
+    assert np.abs(reset[160:] - nats[160:]).max() > 1e-3
+    other = "A" if seq[400] != "A" else "C"
+    changed = lm.nats(seq[:400] + other + seq[401:])
+    np.testing.assert_allclose(changed[:399], nats[:399], atol=2e-5)  # bases 1..399
+    assert abs(changed[399] - nats[399]) > 1e-6  # base 400 itself is the target there
+
+
 def test_reset_every_equals_separate_segments(lm, genome):
     """``reset_every=R`` scores every base as separate calls on ``codes[jR : (j+1)R + 1]``,
     whatever the piece length; it differs from the carried stream."""

@@ -53,6 +53,7 @@ from titans_ts.training.dna_lm import (
     GenomeWindows,
     StreamReport,
     TitansDNAModel,
+    base_nats,
     genome_codes,
     input_ids,
     stream_genome,
@@ -343,6 +344,19 @@ class TitansDNALM(TitansBaseEstimator):
         reports = self.stream(X, piece_length=piece_length, report_every=10**18,
                               reset_every=reset_every)
         return reports[-1].bits_per_base
+
+    def nats(
+        self, X: Any, *, piece_length: int = _D.piece_length, reset_every: int | None = None
+    ) -> np.ndarray:
+        """Next-base cross-entropy of every base after the first, in nats: ``(L - 1,)``
+        float64 for the ``L`` bases of ``X`` (records joined as in :meth:`stream`), scored
+        with the same carried state as :meth:`stream`; ``reset_every`` likewise. The mean
+        over a stretch / ln 2 is its bits per base; high values mark what the model did not
+        expect. Shaped like :meth:`titans_ts.baselines.markov.MarkovDNALM.nats`."""
+        self._check_fitted()
+        codes, starts = _read_codes(X)
+        return base_nats(self.model_, codes, starts=starts, piece_length=piece_length,
+                         device=self._device(), reset_every=reset_every)
 
     def score(self, X: Any, y: None = None) -> float:
         """Negative bits per base (greater is better, like scikit-learn scores)."""

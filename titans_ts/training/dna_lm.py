@@ -52,6 +52,7 @@ __all__ = [
     "GenomeWindows",
     "StreamReport",
     "TitansDNAModel",
+    "base_nats",
     "genome_codes",
     "input_ids",
     "stream_genome",
@@ -321,6 +322,47 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def _piece_nats(
+    model: TitansDNAModel,
+    codes: np.ndarray,
+    starts: np.ndarray | None,
+    piece_length: int,
+    device: torch.device | str,
+    reset_every: int | None,
+) -> Iterator[tuple[int, Tensor]]:
+    """The scoring loop of :func:`stream_genome` and :func:`base_nats`: yields
+    ``(piece start, next-base nats (n,) float32 on the CPU)`` piece by piece."""
+    if piece_length < 1:
+        raise ValueError(f"piece_length must be >= 1, got {piece_length}")
+    if reset_every is not None:
+        if isinstance(reset_every, bool) or not isinstance(reset_every, numbers.Integral):
+            raise TypeError(f"reset_every must be an int number of bases or None, "
+                            f"got {type(reset_every).__name__}")
+        if reset_every < 1:
+            raise ValueError(f"reset_every must be a positive number of bases or None, "
+                             f"got {reset_every}")
+        reset_every = int(reset_every)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    ids_t = torch.from_numpy(input_ids(codes, model.config.kmer_k, starts))
+    state: BackboneState | None = None
+    with torch.inference_mode():
+        last = len(codes_t) - 1
+        start = 0
+        while start < last:
+            end = min(start + piece_length, last)
+            if reset_every is not None:
+                if start % reset_every == 0:
+                    state = None
+                end = min(end, (start // reset_every + 1) * reset_every)
+            inputs = ids_t[start:end].to(device)
+            targets = codes_t[start + 1 : end + 1].to(device)
+            logits, state = model(inputs[None], state)
+            yield start, F.cross_entropy(logits[0], targets, reduction="none").cpu()
+            start = end
+
+
 def stream_genome(
     model: TitansDNAModel,
     codes: np.ndarray,
@@ -351,47 +393,40 @@ def stream_genome(
     (:class:`GenomeStreams`) scores best carried (figures in ``docs/results.md``,
     "Whole-genome streaming"). ``None``: carry the state throughout.
     """
-    if piece_length < 1:
-        raise ValueError(f"piece_length must be >= 1, got {piece_length}")
-    if reset_every is not None:
-        if isinstance(reset_every, bool) or not isinstance(reset_every, numbers.Integral):
-            raise TypeError(f"reset_every must be an int number of bases or None, "
-                            f"got {type(reset_every).__name__}")
-        if reset_every < 1:
-            raise ValueError(f"reset_every must be a positive number of bases or None, "
-                             f"got {reset_every}")
-        reset_every = int(reset_every)
-    device = torch.device(device)
-    model = model.to(device).eval()
-    codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))
-    ids_t = torch.from_numpy(input_ids(codes, model.config.kmer_k, starts))
     total_nats = 0.0
     scored = 0
-    state: BackboneState | None = None
     start_time = time.perf_counter()
     next_report = report_every
-    with torch.inference_mode():
-        last = len(codes_t) - 1
-        start = 0
-        while start < last:
-            end = min(start + piece_length, last)
-            if reset_every is not None:
-                if start % reset_every == 0:
-                    state = None
-                end = min(end, (start // reset_every + 1) * reset_every)
-            inputs = ids_t[start:end].to(device)
-            targets = codes_t[start + 1 : end + 1].to(device)
-            logits, state = model(inputs[None], state)
-            nats = F.cross_entropy(logits[0], targets, reduction="sum")
-            total_nats += float(nats)
-            scored += len(targets)
-            if scored >= next_report or end >= last:
-                elapsed = max(time.perf_counter() - start_time, 1e-9)
-                yield StreamReport(
-                    bases=scored,
-                    bits_per_base=total_nats / scored / _LN2,
-                    bases_per_second=scored / elapsed,
-                    peak_rss_mb=_peak_rss_mb(),
-                )
-                next_report += report_every
-            start = end
+    last = len(codes) - 1
+    for start, nats in _piece_nats(model, codes, starts, piece_length, device, reset_every):
+        total_nats += float(nats.double().sum())
+        scored += len(nats)
+        if scored >= next_report or start + len(nats) >= last:
+            elapsed = max(time.perf_counter() - start_time, 1e-9)
+            yield StreamReport(
+                bases=scored,
+                bits_per_base=total_nats / scored / _LN2,
+                bases_per_second=scored / elapsed,
+                peak_rss_mb=_peak_rss_mb(),
+            )
+            next_report += report_every
+
+
+def base_nats(
+    model: TitansDNAModel,
+    codes: np.ndarray,
+    *,
+    starts: np.ndarray | None = None,
+    piece_length: int = 4096,
+    device: torch.device | str = "cpu",
+    reset_every: int | None = None,
+) -> np.ndarray:
+    """Per-base scores of :func:`stream_genome` (same arguments, same state handling):
+    the next-base cross-entropy of ``codes[1:]`` in nats, ``(L - 1,)`` float64 (the
+    model's "surprise" along the sequence; its mean / ln 2 is ``bits_per_base``).
+    Shaped like :meth:`titans_ts.baselines.markov.MarkovDNALM.nats`, so the two can be
+    compared base by base."""
+    out = np.empty(max(len(codes) - 1, 0), dtype=np.float64)
+    for start, nats in _piece_nats(model, codes, starts, piece_length, device, reset_every):
+        out[start : start + len(nats)] = nats.numpy()
+    return out
