@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from titans_ts.estimators import TitansDNALM, TitansSequenceClassifier
-from titans_ts.training.dna_lm import genome_codes, stream_genome
+from titans_ts.training.dna_lm import GenomeStreams, genome_codes, stream_genome
 
 TINY: dict = {
     "d_model": 8,
@@ -332,3 +332,68 @@ def _tensors(obj) -> Iterator[torch.Tensor]:
     elif isinstance(obj, (list, tuple)):
         for item in obj:
             yield from _tensors(item)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.3])
+def test_genome_streams_write_exact_repeats_into_one_stream(fraction):
+    """``repeat_fraction``: each row's stream holds exact copies of its own earlier
+    stretches, covering about that fraction of it; steps still read on where the previous
+    step stopped, and the same (seed, epoch, episode) gives the same streams."""
+    codes = np.random.default_rng(0).integers(0, 4, 40_000)
+    streams = GenomeStreams(codes, 64, rows=3, carry=300, seed=1, repeat_fraction=fraction,
+                            repeat_length=(16, 128))
+    pos = streams.positions(0, 0).numpy()
+    assert pos.shape == (3, 300 * 64 + 1)
+    plain = pos[:, :1] + np.arange(pos.shape[1])
+    for row, base in zip(pos, plain):
+        copied = row != base
+        assert 0.4 * fraction < copied.mean() < 2.0 * fraction
+        # copies come from earlier in the same stream, as stretches of consecutive bases
+        for t in np.flatnonzero(copied):
+            assert row[t] in row[:t]
+        within = copied[:-1] & copied[1:]
+        assert (np.diff(row)[within] == 1).mean() > 0.95
+    x0, y0, reset0 = streams[(0, 0)]
+    x1, _, reset1 = streams[(0, 1)]
+    assert reset0 and not reset1
+    torch.testing.assert_close(x1[:, 0], y0[:, -1])  # nucleotide ids equal the codes
+    torch.testing.assert_close(y0, torch.from_numpy(codes[pos[:, 1:65]]))
+    again = GenomeStreams(codes, 64, rows=3, carry=300, seed=1, repeat_fraction=fraction,
+                          repeat_length=(16, 128))
+    np.testing.assert_array_equal(again.positions(0, 0).numpy(), pos)
+    assert not np.array_equal(again.positions(0, 1).numpy(), pos)
+
+
+def test_genome_streams_reject_bad_repeats():
+    codes = np.zeros(5000, dtype=np.int64)
+    with pytest.raises(ValueError, match="repeat_fraction"):
+        GenomeStreams(codes, 64, rows=2, carry=4, repeat_fraction=0.6)
+    with pytest.raises(ValueError, match="repeat_length"):
+        GenomeStreams(codes, 64, rows=2, carry=4, repeat_fraction=0.1, repeat_length=(8, 4))
+
+
+def test_repeat_fraction_and_theta_max_reach_training(genome, monkeypatch, tmp_path):
+    """``repeat_fraction`` trains on :class:`GenomeStreams` with copies written in (also
+    with ``carry_windows=1``, a fresh state every step); ``memory_theta_max`` sets the
+    memory's inner learning-rate cap and survives save/load."""
+    made: list[float] = []
+    original_init = GenomeStreams.__init__
+
+    def init_spy(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        made.append(self.repeat_fraction)
+
+    monkeypatch.setattr(GenomeStreams, "__init__", init_spy)
+    lm = TitansDNALM(**{**TINY, "carry_windows": 1, "repeat_fraction": 0.2,
+                        "memory_theta_max": 0.05}).fit(genome)
+    assert made == [0.2]
+    assert lm.config_.backbone.memory.theta_max == 0.05
+    assert lm.bits_per_base(genome) < 1.8
+    loaded = TitansDNALM.load(lm.save(tmp_path / "lm"))
+    assert loaded.config_.backbone.memory.theta_max == 0.05
+    assert loaded.bits_per_base(genome[:300]) == lm.bits_per_base(genome[:300])
+    with pytest.raises(ValueError, match="'repeat_fraction' parameter"):
+        TitansDNALM(**{**TINY, "repeat_fraction": 0.7}).fit(genome)
+    with pytest.raises(ValueError, match="on one device"):
+        TitansDNALM(**{**TINY, "carry_windows": 1, "repeat_fraction": 0.1,
+                       "devices": 2}).fit(genome)

@@ -103,6 +103,8 @@ class DNALMDefaults:
     piece_length: int = 4096
     kmer_k: int | None = None
     carry_windows: int = 128
+    repeat_fraction: float = 0.0
+    memory_theta_max: float | None = None
 
 
 DNALM_DEFAULTS = DNALMDefaults()
@@ -153,6 +155,13 @@ class TitansDNALM(TitansBaseEstimator):
             (``carry_windows_``). Parameters that act only on a fresh state (the memory's
             initial weights, persistent tokens) get gradient only on an episode's first
             step, so pretrain a classifier's initialisation with ``carry_windows=1``.
+        repeat_fraction: share of every training stream overwritten by exact copies of its
+            own earlier stretches (32-1,024 bases, log-uniform distance back;
+            :class:`~titans_ts.training.dna_lm.GenomeStreams`), ``0`` to ``0.5``: the
+            genome alone rarely rewards the memory for memorising what it read. Any value
+            above 0 trains on streams (one device) even with ``carry_windows=1``.
+        memory_theta_max: cap of the memory's inner learning rate (``None``: the memory's
+            default, 0.02); how fast test-time updates can write what was read.
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
         gradient_clip_val: optimisation (AdamW; fresh random windows every epoch).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
@@ -191,6 +200,8 @@ class TitansDNALM(TitansBaseEstimator):
         "kmer_k": [Interval(Integral, 1, 8), None],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "carry_windows": [Interval(Integral, 1, None)],
+        "repeat_fraction": [Interval(Real, 0, 0.5, closed="both")],
+        "memory_theta_max": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -219,6 +230,8 @@ class TitansDNALM(TitansBaseEstimator):
         kmer_k: int | None = _D.kmer_k,
         max_time: float | None = None,
         carry_windows: int = _D.carry_windows,
+        repeat_fraction: float = _D.repeat_fraction,
+        memory_theta_max: float | None = _D.memory_theta_max,
     ) -> None:
         self.variant = variant
         self.d_model = d_model
@@ -243,6 +256,8 @@ class TitansDNALM(TitansBaseEstimator):
         self.kmer_k = kmer_k
         self.max_time = max_time
         self.carry_windows = carry_windows
+        self.repeat_fraction = repeat_fraction
+        self.memory_theta_max = memory_theta_max
 
     def fit(self, X: Any, y: None = None) -> TitansDNALM:
         """Pretrain on ``X``: a FASTA path (plain or gzip; records joined), a DNA string or
@@ -259,11 +274,13 @@ class TitansDNALM(TitansBaseEstimator):
         carry = max(1, min(int(self.carry_windows), (len(codes) - 1) // self.context_length))
         one_device = self.devices == 1 or (isinstance(self.devices, list)
                                            and len(self.devices) == 1)
-        if carry > 1 and not one_device:
+        streamed = carry > 1 or self.repeat_fraction > 0
+        if streamed and not one_device:
             raise ValueError(
-                f"TitansDNALM: carry_windows={self.carry_windows} trains one stream per batch "
-                f"row in order on one device, got devices={self.devices!r}; pass devices=1 "
-                "(or one device id), or carry_windows=1 to train on independent windows "
+                f"TitansDNALM: carry_windows={self.carry_windows} and repeat_fraction="
+                f"{self.repeat_fraction} train one stream per batch row in order on one "
+                f"device, got devices={self.devices!r}; pass devices=1 (or one device id), "
+                "or carry_windows=1 and repeat_fraction=0 to train on independent windows "
                 "across devices"
             )
         config = DNALMConfig.for_tokenizer(
@@ -278,12 +295,13 @@ class TitansDNALM(TitansBaseEstimator):
                 memory_chunk_size=min(self.memory_chunk_size, self.window),
                 window=self.window,
                 dropout=float(self.dropout),
+                memory_theta_max=self.memory_theta_max,
             )
         )
         with self._fit_context() as (seed, root):
             ids = input_ids(codes, config.kmer_k, starts)
             model = TitansDNAModel(config)
-            if carry == 1:
+            if not streamed:
                 data = GenomeWindows(codes, self.context_length, ids=ids)
                 module = LossModule(model, self.learning_rate, self.weight_decay)
                 # every epoch draws fresh windows from a seeded generator (reproducible fits)
@@ -294,7 +312,8 @@ class TitansDNALM(TitansBaseEstimator):
                 loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler)
             else:
                 streams = GenomeStreams(codes, self.context_length, self.batch_size, carry,
-                                        ids=ids, seed=seed)
+                                        ids=ids, seed=seed,
+                                        repeat_fraction=self.repeat_fraction)
                 module = StatefulLossModule(model, self.learning_rate, self.weight_decay)
                 steps = math.ceil(self.windows_per_epoch / self.batch_size)
                 loader = DataLoader(streams, batch_size=None, sampler=EpochSteps(steps))

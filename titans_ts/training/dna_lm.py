@@ -237,22 +237,42 @@ class GenomeStreams(Dataset):
     ``numpy.random.default_rng([seed, epoch, episode])``: reproducible whatever the order
     of access. ``carry=1`` gives independent random windows.
 
+    **Repeats** (``repeat_fraction > 0``): a genome read once gives a memory little reason
+    to memorise (held-out E. coli has ~2 % of bases in repeats whose nearest copy lies
+    >= 512 bases back). Each row's episode stream then has stretches overwritten, left to
+    right, by exact copies of earlier stretches of the same stream: lengths uniform in
+    ``repeat_length``, gaps between copies uniform with the mean that makes copies about
+    ``repeat_fraction`` of the stream, the distance back to the source log-uniform (near
+    copies as common per octave as far ones). Predicting a copy pays only through what the
+    state kept of the original. Inputs and targets still follow one stream
+    (:meth:`positions`); for k-mer ids the first k - 1 inputs of a copy hold k-mers of
+    the bases before its source.
+
     Args:
         codes: nucleotide ids ``(L,)`` (:func:`genome_codes`).
         length: predictions per window (``context_length``).
         rows: batch rows (streams read side by side).
         carry: windows per episode (steps the state is carried across), ``>= 1``.
         ids: model input ids ``(L,)`` (:func:`input_ids`); default the codes themselves.
-        seed: seed of the starts.
+        seed: seed of the starts (and of the repeats).
+        repeat_fraction: share of each stream overwritten by copies, in ``[0, 0.5]``.
+        repeat_length: ``(shortest, longest)`` copy in bases (capped at half a stream).
     """
 
     def __init__(
         self, codes: np.ndarray, length: int, rows: int, carry: int,
-        ids: np.ndarray | None = None, seed: int = 0,
+        ids: np.ndarray | None = None, seed: int = 0, repeat_fraction: float = 0.0,
+        repeat_length: tuple[int, int] = (32, 1024),
     ) -> None:
         for name, value in (("length", length), ("rows", rows), ("carry", carry)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not 0.0 <= float(repeat_fraction) <= 0.5:
+            raise ValueError(f"repeat_fraction must be in [0, 0.5], got {repeat_fraction!r}")
+        lo, hi = (int(x) for x in repeat_length)
+        if not 1 <= lo <= hi:
+            raise ValueError(f"repeat_length must be (shortest, longest) with "
+                             f"1 <= shortest <= longest, got {repeat_length!r}")
         span = int(carry) * int(length) + 1
         if len(codes) < span:
             raise ValueError(
@@ -263,19 +283,51 @@ class GenomeStreams(Dataset):
         self.codes, self.ids = _codes_and_ids(codes, ids)
         self.length, self.rows, self.carry = int(length), int(rows), int(carry)
         self.seed = int(seed)
+        self.span = span
+        self.repeat_fraction = float(repeat_fraction)
+        self.repeat_length = (min(lo, span // 2), min(hi, span // 2))
         self._n_starts = len(codes) - span + 1
+        self._cached: tuple[tuple[int, int], Tensor] | None = None
 
     def starts(self, epoch: int, episode: int) -> np.ndarray:
         """First base of each row's stream in that episode, ``(rows,)`` int64."""
         rng = np.random.default_rng([self.seed, int(epoch), int(episode)])
         return rng.integers(0, self._n_starts, size=self.rows)
 
+    def positions(self, epoch: int, episode: int) -> Tensor:
+        """Genome position of every base of each row's episode stream, ``(rows, carry *
+        length + 1)`` int64: ``start + arange`` with the repeats' copies written in."""
+        key = (int(epoch), int(episode))
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        pos = self.starts(*key)[:, None] + np.arange(self.span)
+        lo, hi = self.repeat_length
+        if self.repeat_fraction > 0:
+            rng = np.random.default_rng([self.seed, *key, 1])
+            f = self.repeat_fraction
+            mean_gap = (lo + hi) / 2 * (1 - f) / f  # so copies fill ~f of the stream
+            for row in pos:
+                cursor = int(rng.integers(0, 2 * mean_gap + 1))
+                while True:
+                    m = int(rng.integers(lo, hi + 1))
+                    cursor = max(cursor, m)  # a source must fit before the copy
+                    if cursor + m > self.span:
+                        break
+                    # distance from the source's end to the copy: log-uniform in [1, room]
+                    room = cursor - m + 1
+                    back = int(np.exp(rng.uniform(0.0, np.log(room))))
+                    src = cursor - m - min(back, room) + 1
+                    row[cursor : cursor + m] = row[src : src + m]
+                    cursor += m + int(rng.integers(0, 2 * mean_gap + 1))
+        positions = torch.from_numpy(pos)
+        self._cached = (key, positions)
+        return positions
+
     def __getitem__(self, index: tuple[int, int]) -> tuple[Tensor, Tensor, bool]:
         epoch, step = index
         episode, j = divmod(int(step), self.carry)
-        first = torch.from_numpy(self.starts(epoch, episode)) + j * self.length
-        cols = first[:, None] + torch.arange(self.length)
-        return self.ids[cols], self.codes[cols + 1], j == 0
+        cols = self.positions(epoch, episode)[:, j * self.length : (j + 1) * self.length + 1]
+        return self.ids[cols[:, :-1]], self.codes[cols[:, 1:]], j == 0
 
 
 class EpochSteps(Sampler):

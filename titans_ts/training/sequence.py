@@ -280,11 +280,13 @@ def build_sequence_backbone_config(
     memory_chunk_size: int,
     window: int,
     dropout: float,
+    memory_theta_max: float | None = None,
 ) -> TitansConfig:
     """A :class:`TitansConfig` for token streams: sliding-window attention over ``window``
     tokens (also the MAC segment length) and a neural memory with ``memory_chunk_size``
-    tokens per chunk (kept at the memory's default ``theta_max``, which is stable for chunks
-    up to 64)."""
+    tokens per chunk and inner learning rate at most ``memory_theta_max`` (None: the
+    memory's default ``theta_max``, which is stable for chunks up to 64)."""
+    extra = {} if memory_theta_max is None else {"theta_max": float(memory_theta_max)}
     return TitansConfig(
         variant=variant,
         d_model=d_model,
@@ -294,7 +296,8 @@ def build_sequence_backbone_config(
         segment_len=window,
         n_persistent=n_persistent,
         memory=MemoryConfig(
-            d_model=d_model, n_heads=n_heads, depth=memory_depth, chunk_size=memory_chunk_size
+            d_model=d_model, n_heads=n_heads, depth=memory_depth, chunk_size=memory_chunk_size,
+            **extra,
         ),
         dropout=dropout,
     )
