@@ -186,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         probe, first, second = recall_probe(heldout_codes, n, gap, seed=args.seed)
         print(f"recall probe: {gap} genome bases, {n} random bases X, {gap} genome bases, X "
               "again; bits/base on X (first copy / second copy):")
+        # carried state only: a reset inside the probe would score the second copy from a
+        # fresh state, which tells nothing about recall
         rows = [("never (carried)", lm.nats(codes_to_str(probe)))]
-        rows += [(f"{r:,}", lm.nats(codes_to_str(probe), reset_every=r)) for r in args.resets]
         if markov is not None:
             rows.append((f"Markov order {markov.order}", markov.nats(probe)))
         for label, nats in rows:
