@@ -20,19 +20,13 @@ Defaults: ``TitansDNALM`` defaults except ``repeat_fraction=0.3`` and
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 
 import numpy as np
-import torch
-from dna_lm_reset import recall_probe
+from dna_lm_reset import add_lm_arguments, lm_overrides, recall_probe
 from ecoli_stream import codes_to_str
 
 from titans_ts.estimators import TitansDNALM
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "recipes"))
-from genomics import parse_set  # noqa: E402  (the --set parser of recipes/genomics.py)
 
 _RESERVED = {"random_state": "--seed", "max_epochs": "--epochs"}
 
@@ -43,17 +37,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of the random training sequence")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other TitansDNALM parameter (a Python literal value)")
+    add_lm_arguments(parser)
     parser.add_argument("--probe-lengths", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--gaps", type=int, nargs="+", default=[64, 1024])
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    try:
-        extra = parse_set(args.set, TitansDNALM, _RESERVED)
-    except ValueError as err:
-        parser.error(str(err))
-    torch.set_num_threads(args.threads)
+    extra = lm_overrides(parser, args, _RESERVED)
     codes = np.random.default_rng(123).integers(0, 4, args.bases)
     params = dict(accelerator="cpu", random_state=args.seed, max_epochs=args.epochs,
                   repeat_fraction=0.3, memory_theta_max=0.1)

@@ -54,6 +54,25 @@ _RESERVED = {"random_state": "--seed", "max_epochs": "--epochs",
              "batch_size": "--batch-size", "carry_windows": "--carry-windows"}
 
 
+def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (any ``TitansDNALM`` parameter) and ``--threads``."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other TitansDNALM parameter (a Python literal value)")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def lm_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 reserved: dict[str, str]) -> dict:
+    """The ``--set`` parameters (``reserved``: those the script sets through its own flags)
+    after setting torch's thread count from ``--threads``."""
+    try:
+        extra = parse_set(args.set, TitansDNALM, reserved)
+    except ValueError as err:
+        parser.error(str(err))
+    torch.set_num_threads(args.threads)
+    return extra
+
+
 def far_repeats(codes: np.ndarray, far: int, k: int = 32) -> np.ndarray:
     """``(L - 1,)`` bool over the scored bases ``codes[1:]``: True where the k-mer ending at
     the base occurred earlier in ``codes`` and its nearest earlier copy ends at least ``far``
@@ -116,11 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=int, nargs=2, default=[3_900_000, 4_900_000],
                         metavar=("START", "END"))
     parser.add_argument("--resets", type=int, nargs="*", default=[65536, 4096, 512])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other TitansDNALM parameter (a Python literal value)")
+    add_lm_arguments(parser)
     parser.add_argument("--markov-orders", type=int, nargs="*", default=list(range(1, 13)),
                         help="orders the Markov baseline chooses from (none: skip it)")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--far", type=int, default=512,
                         help="a far repeat's earlier copy ends at least this many bases back")
     parser.add_argument("--recall-probe", type=int, nargs="*", default=[1024], metavar="N",
@@ -129,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=pathlib.Path,
                         help="score the model saved here instead of fitting one")
     args = parser.parse_args(argv)
-    try:
-        extra = parse_set(args.set, TitansDNALM, _RESERVED)
-    except ValueError as err:
-        parser.error(str(err))
-    torch.set_num_threads(args.threads)
+    extra = lm_overrides(parser, args, _RESERVED)
     from titans_ts.encoders.seqio import read_fasta
 
     codes = genome_codes(list(read_fasta(args.genome).values()))
