@@ -159,7 +159,9 @@ class TitansDNALM(TitansBaseEstimator):
             own earlier stretches (32-1,024 bases, log-uniform distance back;
             :class:`~titans_ts.training.dna_lm.GenomeStreams`), ``0`` to ``0.5``: the
             genome alone rarely rewards the memory for memorising what it read. Any value
-            above 0 trains on streams (one device) even with ``carry_windows=1``.
+            above 0 trains on streams (one device) even with ``carry_windows=1``. On the
+            CPU budget (d_model 32-64, <= 8,192 steps) no model learned to use the copies
+            (``docs/results.md``, "Does the memory memorise at test time?"), so it is off.
         memory_theta_max: cap of the memory's inner learning rate (``None``: the memory's
             default, 0.02); how fast test-time updates can write what was read.
         windows_per_epoch, max_epochs, batch_size, learning_rate, weight_decay,
