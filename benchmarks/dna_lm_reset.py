@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="score the model saved here instead of fitting one")
     args = parser.parse_args(argv)
     extra = lm_overrides(parser, args, _RESERVED)
+    if args.load is not None and extra:
+        parser.error("--set configures the fit; a model loaded with --load is scored as saved")
     from titans_ts.encoders.seqio import read_fasta
 
     codes = genome_codes(list(read_fasta(args.genome).values()))
