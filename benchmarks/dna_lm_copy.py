@@ -20,6 +20,7 @@ Defaults: ``TitansDNALM`` defaults except ``repeat_fraction=0.3`` and
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     params.update(extra)
     t0 = time.perf_counter()
     lm = TitansDNALM(**params).fit(codes_to_str(codes))
-    per_epoch = [round(h["train_loss"] / np.log(2.0), 4) for h in lm.history_]
+    per_epoch = [round(float(h["train_loss"]) / math.log(2.0), 4) for h in lm.history_]
     print(f"{params}: fitted in {time.perf_counter() - t0:.0f}s; training bits/base per "
           f"epoch {per_epoch} (2.0 = nothing recalled)", flush=True)
     test = np.random.default_rng(7).integers(0, 4, 20_000)
