@@ -59,3 +59,19 @@ def test_recall_probe_places_both_copies(bench: ModuleType) -> None:
     np.testing.assert_array_equal(probe[:60], genome[:60])
     np.testing.assert_array_equal(probe[85:145], genome[60:120])
     assert not np.array_equal(scored[first], genome[60:85])
+
+
+def test_copy_benchmark_runs_end_to_end(bench: ModuleType, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``benchmarks/dna_lm_copy.py`` at a toy size: trains, prints per-epoch training bits
+    and one probe row per (N, gap), all finite."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    copy = importlib.import_module("dna_lm_copy")
+    assert copy.main(["--bases", "20000", "--epochs", "2", "--set", "windows_per_epoch=64",
+                      "--set", "context_length=64", "--set", "carry_windows=4",
+                      "--probe-lengths", "16", "32", "--gaps", "64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "training bits/base per epoch" in out[0] and "'repeat_fraction': 0.3" in out[0]
+    rows = [line.split() for line in out[2:]]
+    assert [(r[0], r[1]) for r in rows] == [("16", "64"), ("32", "64")]
+    assert all(1.0 < float(x) < 3.0 for r in rows for x in r[2:])
