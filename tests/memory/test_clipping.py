@@ -13,7 +13,7 @@ from _harness import assert_close, assert_runs_match, grads, make_problem, run
 from test_streaming import _run_split
 
 from titans_ts.backbone import TitansBackbone, TitansConfig
-from titans_ts.memory import MemoryConfig, NeuralMemory, run_memory, select_executor
+from titans_ts.memory import MemoryConfig, NeuralMemory, run_memory
 from titans_ts.memory.reference import memory_model
 
 
@@ -147,11 +147,3 @@ def test_bad_bounds_are_rejected(bad):
     problem = make_problem(T=4, depth=1, requires_grad=False)
     with pytest.raises(ValueError, match="max_grad_norm"):
         run(problem, "chunked", chunk_size=2, max_grad_norm=bad)
-
-
-def test_triton_does_not_clip_and_auto_falls_back():
-    problem = make_problem(T=4, depth=2, requires_grad=False)
-    with pytest.raises(ValueError, match="does not implement max_grad_norm"):
-        run(problem, "triton", chunk_size=2, max_grad_norm=1.0)
-    name, why = select_executor("auto", problem.q, problem.weights, 2, max_grad_norm=1.0)
-    assert name == "chunked" and "max_grad_norm" in why

@@ -275,9 +275,7 @@ def test_supports_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     q64 = torch.zeros(1, 2, 4, 64, device=DEVICE)
     w64 = [torch.zeros(2, 256, 64), torch.zeros(2, 64, 256)]
-    assert memory_triton.supports(q64, w64, 64)[0]  # the forward runs at d = 64 ...
-    ok, why = memory_triton.supports(q64, w64, 64, needs_grad=True)  # ... the backward not
-    assert not ok and "depth-2 backward" in why, why
+    assert memory_triton.supports(q64, w64, 64)[0]  # the standard shape, with gradients too
     for qq, ww, chunk, needle in cases:
         ok, why = memory_triton.supports(qq, ww, chunk_size=chunk)
         assert not ok and needle in why, (needle, why)
@@ -305,8 +303,43 @@ def test_unsupported_problems_raise_instead_of_falling_back() -> None:
     p64 = on_device(make_problem(B=1, H=1, T=6, d=8, depth=1, seed=1, requires_grad=False))
     with pytest.raises(TypeError, match="float32"):
         split_run(p64, [], "triton", chunk_size=4)
-    wide = problem32(B=1, H=1, T=6, d=64, depth=2, mult=1, seed=1, requires_grad=True)
-    with pytest.raises(ValueError, match="depth-2 backward"):
+    wide = problem32(B=1, H=1, T=6, d=80, depth=2, mult=1, seed=1, requires_grad=False)
+    with pytest.raises(ValueError, match="depth-2"):
         split_run(wide, [], "triton", chunk_size=4)
-    with torch.no_grad():  # the forward alone is fine at d = 64
-        split_run(wide, [], "triton", chunk_size=4)
+
+
+# ---------------------------------------------------------------------------- clipping
+
+
+def _tau_clipping_some(problem: Problem, chunk: int, residual: bool = False) -> float:
+    """A ``max_grad_norm`` that clips some of the first chunk's tokens but not all."""
+    from test_clipping import _mixed_tau
+
+    cpu = Problem(*[x.detach().cpu().double() for x in (problem.q, problem.k, problem.v,
+                                                         problem.theta, problem.eta,
+                                                         problem.alpha)],
+                  [w.detach().cpu().double() for w in problem.weights])
+    return _mixed_tau(cpu, chunk, residual)
+
+
+@pytest.mark.parametrize(
+    "depth,activation,residual,splits",
+    [(1, "gelu", False, []), (1, "gelu", True, [5]), (2, "gelu", False, []),
+     (2, "silu", True, []), (2, "gelu", False, [3, 13])],
+    ids=["depth1", "depth1-residual-split", "depth2", "depth2-silu-residual",
+         "depth2-mid-chunk-splits"],
+)
+def test_clipping_matches_chunked(
+    depth: int, activation: str, residual: bool, splits: list[int]
+) -> None:
+    """Per-token gradient clipping (``max_grad_norm``) in the kernels, forward and backward
+    (the factor is differentiated), against the chunked executor, with a bound that clips
+    some tokens and not others; the clipped run must differ from the unclipped one."""
+    problem = problem32(B=1, H=2, T=21, d=16, depth=depth, mult=2, seed=61 + depth)
+    tau = _tau_clipping_some(problem, 8, residual)
+    kw = dict(chunk_size=8, activation=activation, residual=residual)
+    assert_match(problem, splits=splits, max_grad_norm=tau, **kw)
+    with torch.no_grad():
+        y_clip, _ = split_run(problem, splits, "triton", max_grad_norm=tau, **kw)
+        y_plain, _ = split_run(problem, splits, "triton", **kw)
+    assert (y_clip - y_plain).abs().max().item() > 1e-3

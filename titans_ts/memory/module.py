@@ -147,12 +147,7 @@ class NeuralMemory(nn.Module):
         # a zero-stride stand-in for q (B, H, T, d): right device, dtype and shape, no memory
         q = torch.empty_strided((B, c.n_heads, T, c.dim_head), (0, 0, 0, 0), dtype=x.dtype,
                                 device=x.device)
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
-        )
-        return select_executor(
-            c.executor, q, list(self.memory_weights), c.chunk_size, c.max_grad_norm, needs_grad
-        )
+        return select_executor(c.executor, q, list(self.memory_weights), c.chunk_size)
 
     # ------------------------------------------------------------------ public
     def forward(

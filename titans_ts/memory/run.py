@@ -22,33 +22,24 @@ def select_executor(
     q: Tensor,
     weights: list[Tensor],
     chunk_size: int | None = None,
-    max_grad_norm: float | None = None,
-    needs_grad: bool = False,
 ) -> tuple[str, str]:
     """Resolve ``executor`` to a concrete executor name, with the reason for the choice.
 
     ``"auto"`` picks ``"triton"`` on CUDA when the kernels support the shape and Triton is
-    importable, else ``"chunked"``. The Triton kernels do not implement gradient clipping
-    (``max_grad_norm``): ``"auto"`` then picks ``"chunked"`` and ``"triton"`` is an error.
+    importable, else ``"chunked"``. Every executor implements the per-token gradient
+    clipping (``max_grad_norm``), so it does not enter the choice.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} is unknown: expected one of {EXECUTORS}")
-    if executor == "triton" and max_grad_norm is not None:
-        raise ValueError(
-            "executor='triton' does not implement max_grad_norm (per-token gradient clipping); "
-            "pass max_grad_norm=None or use executor='chunked'"
-        )
     if executor != "auto":
         return executor, f"requested {executor!r}"
-    if max_grad_norm is not None:
-        return "chunked", "auto: max_grad_norm is set and the Triton kernels do not clip"
     if q.device.type != "cuda":
         return "chunked", f"auto: inputs on {q.device.type}, Triton kernels need CUDA"
     try:
         from .triton import supports
     except ImportError as exc:  # pragma: no cover - depends on the installation
         return "chunked", f"auto: Triton kernels unavailable ({exc})"
-    ok, why = supports(q, weights, chunk_size, needs_grad)
+    ok, why = supports(q, weights, chunk_size)
     return ("triton", "auto: CUDA and a supported shape") if ok else ("chunked", f"auto: {why}")
 
 
@@ -159,13 +150,7 @@ def run_memory(
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
-    grad_inputs = [q, k, v, theta, eta, alpha, *weights]
-    if state is not None:
-        grad_inputs += [*state.weights, *state.momentum, *(state.grad_weights or [])]
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs)
-    name, _ = select_executor(
-        executor, q, list(weights), chunk_size, max_grad_norm, needs_grad
-    )
+    name, _ = select_executor(executor, q, list(weights), chunk_size)
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]
     cdt = torch.float64 if torch.float64 in dtypes else torch.float32
@@ -200,5 +185,5 @@ def run_memory(
     else:
         from .triton import triton_run_memory
 
-        y, new_state = triton_run_memory(*args, ws, **kwargs)
+        y, new_state = triton_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     return y.to(out_dtype), new_state

@@ -36,8 +36,7 @@ gradients of a chunk are summed at the same weights, so on correlated inputs (sm
 series, repeated k-mers) a chunk's step grows with the chunk size and momentum amplifies
 it ~1/(1-eta) times; untrained LMM/MAC/MAG/MAL backbones at the defaults went non-finite
 within ~400 tokens of a smooth sinusoidal input (tests/memory/test_clipping.py). Clipping
-bounds every token's step by ``theta_t * tau``. The Triton kernels do not implement it
-(``executor="auto"`` then runs the chunked executor).
+bounds every token's step by ``theta_t * tau``. Every executor implements it.
 
 Streaming state (:class:`MemoryRunState`): the chunk-start weights ``W_{t'}`` (only while
 a chunk is open), the current weights ``W_t``, the momentum ``S_t`` and the stream
@@ -99,7 +98,7 @@ class MemoryConfig:
         eta_init: momentum decay at initialisation.
         alpha_init: forgetting gate at initialisation.
         max_grad_norm: ``tau`` of the per-token inner-gradient clipping (see the module
-            docstring); ``None`` runs the unclipped contract (and allows the Triton kernels).
+            docstring); ``None`` runs the unclipped contract.
         executor: "chunked" (default), "reference", "triton" or "auto".
     """
 

@@ -42,7 +42,7 @@ def _interpreter_requested() -> bool:
 
 
 def supports(
-    q: Tensor, weights: list[Tensor], chunk_size: int | None = None, needs_grad: bool = False
+    q: Tensor, weights: list[Tensor], chunk_size: int | None = None
 ) -> tuple[bool, str]:
     """Whether :func:`triton_run_memory` can run this problem, with the reason.
 
@@ -50,8 +50,6 @@ def supports(
         q: (B, H, T, d) queries (device and dtype as passed to ``run_memory``).
         weights: the memory weights, one (H, out, in) tensor per layer.
         chunk_size: the chunk size, when known.
-        needs_grad: whether a backward pass will follow (the depth-2 backward kernel has a
-            tighter head-width limit than the forward).
     Returns:
         ``(True, why)`` for CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``) of a
         supported shape with Triton installed, else ``(False, why not)``.
@@ -73,10 +71,6 @@ def supports(
         return False, f"head width d={d} unsupported (<= 128)"
     if len(weights) == 2 and d > 64:
         return False, f"head width d={d} unsupported for depth 2 (<= 64)"
-    if len(weights) == 2 and needs_grad and d > 32:
-        return False, (
-            f"head width d={d} unsupported for the depth-2 backward (<= 32: shared memory)"
-        )
     if len(weights) == 2 and weights[0].shape[-2] > 4 * d:
         return False, f"hidden width {weights[0].shape[-2]} unsupported (<= 4 * d = {4 * d})"
     if chunk_size is not None and chunk_size > 64:
@@ -99,6 +93,7 @@ def triton_run_memory(
     residual: bool = False,
     state: MemoryRunState | None = None,
     precision: str | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """The fused Triton executor (see :func:`.fused_chunk.fused_chunk_run_memory`).
 
@@ -113,7 +108,7 @@ def triton_run_memory(
 
     return fused_chunk_run_memory(
         q, k, v, theta, eta, alpha, weights, chunk_size=chunk_size, activation=activation,
-        residual=residual, state=state, precision=precision,
+        residual=residual, state=state, precision=precision, max_grad_norm=max_grad_norm,
     )
 
 

@@ -63,14 +63,15 @@ __all__ = [
 INTERPRETER: bool = os.environ.get("TRITON_INTERPRET", "0") == "1"
 #: Number of kernel launches per kind since import (tests check that Triton really ran).
 LAUNCHES: Counter[str] = Counter()
-#: Largest supported head width ``d`` (depth 1; depth 2: MAX_HEAD_DIM_DEEP, and
-#: MAX_HEAD_DIM_DEEP_GRAD when a backward pass is needed), chunk size and hidden multiplier.
-#: Measured on an H100 (Triton 3.6, chunk 64, float32): the depth-2 backward kernel asks for
-#: 288 KiB of shared memory at d = 64 with hidden 128 or 256 (the card allows 227 KiB) and
-#: fails to launch; at d = 32 (hidden 128) it runs. The depth-2 forward runs at d = 64.
+#: Largest supported head width ``d`` (depth 1; depth 2: MAX_HEAD_DIM_DEEP), chunk size and
+#: hidden multiplier. Shared memory at the largest depth-2 shape (d 64, hidden 256, chunk
+#: 64), compiled offline for sm_90 by ``benchmarks/triton_resources.py`` (Triton 3.6 and
+#: 3.9): forward 96-144 KiB, backward 144 KiB with ``num_stages=1`` (an H100 allows 227
+#: KiB). With Triton's default 3 stages the backward asked for 288 KiB and failed to launch
+#: on an H100 (2026-11-26, docs/results.md); the single-stage backward has not yet been
+#: launched on a GPU.
 MAX_HEAD_DIM = 128
 MAX_HEAD_DIM_DEEP = 64
-MAX_HEAD_DIM_DEEP_GRAD = 32
 MAX_CHUNK = 64
 MAX_HIDDEN_MULT = 4
 
@@ -144,12 +145,24 @@ def _chunk_rows(c, T, N0, CHUNK):
 
 
 @triton.jit
+def _clip_factor(sq, TAU):
+    """Per-token clipping factor ``min(1, tau / sqrt(sq))`` of squared gradient norms."""
+    return TAU / tl.sqrt(tl.maximum(sq, TAU * TAU))
+
+
+@triton.jit
+def _clip_dsq(sq, clip, dclip, TAU):
+    """d(loss)/d(sq) from d(loss)/d(clip): ``-clip / (2 sq)`` where clipping is active."""
+    return tl.where(sq > TAU * TAU, -0.5 * clip / tl.maximum(sq, TAU * TAU) * dclip, 0.0)
+
+
+@triton.jit
 def _fwd_depth1_kernel(
     q_ptr, k_ptr, v_ptr, y_ptr, cst_ptr, vec_ptr,
     w_ptr, s_ptr, wg_ptr,
-    T, N0, NC, NSLOT, CHUNK,
+    T, N0, NC, NSLOT, CHUNK, TAU,
     D: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
-    RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr,
+    RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr, CLIP: tl.constexpr,
 ):
     """Depth-1 forward. q/k/v/y: (G, T, D); w/s: (G, NSLOT, D, D) state slots (slot 0 =
     input state); wg: (G, D, D) start weights of a resumed chunk (read when HAS_WG)."""
@@ -192,6 +205,9 @@ def _fwd_depth1_kernel(
         if RESIDUAL:
             err += k
         err = tl.where(mt[:, None], err, 0.0)
+        if CLIP:  # ||u_t|| = |err_t| |k_t|
+            sq = tl.sum(err * err, axis=1) * tl.sum(k * k, axis=1)
+            err = err * _clip_factor(sq, TAU)[:, None]
         p = cst * tl.dot(q, tl.trans(k), input_precision=PREC)
         y = gam * tl.dot(q, tl.trans(Wb), input_precision=PREC)
         y += rho * tl.dot(q, tl.trans(Sb), input_precision=PREC)
@@ -241,9 +257,9 @@ def _bwd_depth1_kernel(
     w_ptr, s_ptr, wg_ptr,
     dw_ptr, ds_ptr, dwgl_ptr, dwg_ptr,
     dq_ptr, dk_ptr, dv_ptr, dcst_ptr, dvec_ptr,
-    T, N0, NC, NSLOT, CHUNK,
+    T, N0, NC, NSLOT, CHUNK, TAU,
     D: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
-    RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr,
+    RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr, CLIP: tl.constexpr,
 ):
     """Depth-1 backward, chunks in reverse. w/s: saved slots (G, NC+1, D, D); dw/ds:
     (G, 2, D, D) gradient slots, slot ``NC % 2`` holding the gradient of the final state on
@@ -284,6 +300,13 @@ def _bwd_depth1_kernel(
         if RESIDUAL:
             err += k
         err = tl.where(mt[:, None], err, 0.0)
+        err_u = err  # unclipped; `err` below is the clipped error the update uses
+        if CLIP:
+            esq = tl.sum(err * err, axis=1)
+            ksq = tl.sum(k * k, axis=1)
+            sq = esq * ksq
+            clip = _clip_factor(sq, TAU)
+            err = err * clip[:, None]
         gm = tl.dot(q, tl.trans(k), input_precision=PREC)
         p = cst * gm
 
@@ -315,7 +338,12 @@ def _bwd_depth1_kernel(
         dq += tl.dot(dgm, k, input_precision=PREC)
         dk += tl.dot(tl.trans(dgm), q, input_precision=PREC)
 
-        # key path: err = k Wg^T - v (+ k)
+        if CLIP:  # err_clipped = clip(sq) err_u, sq = |err_u|^2 |k|^2
+            dsq = _clip_dsq(sq, clip, tl.sum(err_u * derr, axis=1), TAU)
+            derr = clip[:, None] * derr + (2.0 * dsq * ksq)[:, None] * err_u
+            dk += (2.0 * dsq * esq)[:, None] * k
+
+        # key path: err_u = k Wg^T - v (+ k)
         dv = -derr
         if RESIDUAL:
             dk += derr
@@ -349,9 +377,10 @@ def _bwd_depth1_kernel(
 def _fwd_depth2_kernel(
     q_ptr, k_ptr, v_ptr, y_ptr, cst_ptr, vec_ptr,
     w1_ptr, s1_ptr, w2_ptr, s2_ptr, wg1_ptr, wg2_ptr,
-    T, N0, NC, NSLOT, CHUNK,
+    T, N0, NC, NSLOT, CHUNK, TAU,
     D: tl.constexpr, HD: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, BH: tl.constexpr,
     ACT: tl.constexpr, RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr,
+    CLIP: tl.constexpr,
 ):
     """Depth-2 forward. w1/s1: (G, NSLOT, HD, D), w2/s2: (G, NSLOT, D, HD) state slots;
     wg1/wg2: (G, HD, D)/(G, D, HD) start weights of a resumed first chunk (HAS_WG). The
@@ -393,6 +422,7 @@ def _fwd_depth2_kernel(
 
         # pass 1: key-path output at the chunk-start weights
         z2 = tl.zeros((BT, BD), dtype=tl.float32)
+        asq = tl.zeros((BT,), dtype=tl.float32)
         for h0 in range(0, HD, BH):
             mh = (h0 + rh) < HD
             o1 = (h0 + rh)[:, None] * D + rd[None, :]
@@ -402,11 +432,28 @@ def _fwd_depth2_kernel(
             W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             a1 = _act(tl.dot(k, tl.trans(W1g), input_precision=PREC), ACT)
+            if CLIP:
+                asq += tl.sum(a1 * a1, axis=1)
             z2 += tl.dot(a1, tl.trans(W2g), input_precision=PREC)
         err = z2 - v
         if RESIDUAL:
             err += k
         err = tl.where(mt[:, None], err, 0.0)
+        if CLIP:  # pass 1b: ||u_t||^2 = |d1_t|^2 |k_t|^2 + |err_t|^2 |a1_t|^2
+            dsq1 = tl.zeros((BT,), dtype=tl.float32)
+            for h0 in range(0, HD, BH):
+                mh = (h0 + rh) < HD
+                o1 = (h0 + rh)[:, None] * D + rd[None, :]
+                m1 = mh[:, None] & md[None, :]
+                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
+                m2 = md[:, None] & mh[None, :]
+                W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
+                W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
+                z1 = tl.dot(k, tl.trans(W1g), input_precision=PREC)
+                d1 = tl.dot(err, W2g, input_precision=PREC) * _act_d1(z1, ACT)
+                dsq1 += tl.sum(d1 * d1, axis=1)
+            sq = dsq1 * tl.sum(k * k, axis=1) + tl.sum(err * err, axis=1) * asq
+            err = err * _clip_factor(sq, TAU)[:, None]
 
         # pass 2: errors of layer 1, retrieval, chunk-end update
         p1 = cst * tl.dot(q, tl.trans(k), input_precision=PREC)
@@ -456,9 +503,10 @@ def _bwd_depth2_kernel(
     w1_ptr, s1_ptr, w2_ptr, s2_ptr, wg1_ptr, wg2_ptr,
     dw1_ptr, ds1_ptr, dw2_ptr, ds2_ptr, dwgl1_ptr, dwgl2_ptr, dwg1_ptr, dwg2_ptr,
     dq_ptr, dk_ptr, dv_ptr, dcst_ptr, dvec_ptr, sc_ptr,
-    T, N0, NC, NSLOT, CHUNK,
+    T, N0, NC, NSLOT, CHUNK, TAU,
     D: tl.constexpr, HD: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, BH: tl.constexpr,
     ACT: tl.constexpr, RESIDUAL: tl.constexpr, HAS_WG: tl.constexpr, PREC: tl.constexpr,
+    CLIP: tl.constexpr,
 ):
     """Depth-2 backward, chunks in reverse; slots as in :func:`_bwd_depth1_kernel` with
     layer shapes (HD, D) and (D, HD). ``sc``: (G, 6, BT, HD) scratch holding, per chunk,
@@ -499,6 +547,7 @@ def _bwd_depth2_kernel(
 
         # pass A: key path -> err; z1 to scratch
         z2 = tl.zeros((BT, BD), dtype=tl.float32)
+        asq = tl.zeros((BT,), dtype=tl.float32)
         for h0 in range(0, HD, BH):
             mh = (h0 + rh) < HD
             o1 = (h0 + rh)[:, None] * D + rd[None, :]
@@ -511,12 +560,33 @@ def _bwd_depth2_kernel(
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             z1 = tl.dot(k, tl.trans(W1g), input_precision=PREC)
             tl.store(sc + osc, z1, mask=msc)
-            z2 += tl.dot(_act(z1, ACT), tl.trans(W2g), input_precision=PREC)
+            a1 = _act(z1, ACT)
+            if CLIP:
+                asq += tl.sum(a1 * a1, axis=1)
+            z2 += tl.dot(a1, tl.trans(W2g), input_precision=PREC)
         err = z2 - v
         if RESIDUAL:
             err += k
         err = tl.where(mt[:, None], err, 0.0)
+        err_u = err  # unclipped; `err` below is the clipped error the update uses
         tl.debug_barrier()
+        if CLIP:  # pass A2: the token's gradient norm, then the clipping factor
+            dsq1 = tl.zeros((BT,), dtype=tl.float32)
+            for h0 in range(0, HD, BH):
+                mh = (h0 + rh) < HD
+                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
+                m2 = md[:, None] & mh[None, :]
+                osc = rt[:, None] * HD + (h0 + rh)[None, :]
+                msc = mh[None, :] & (rt[:, None] < BT)
+                z1 = tl.load(sc + osc, mask=msc, other=0.0)
+                W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
+                d1 = tl.dot(err, W2g, input_precision=PREC) * _act_d1(z1, ACT)
+                dsq1 += tl.sum(d1 * d1, axis=1)
+            ksq = tl.sum(k * k, axis=1)
+            esq = tl.sum(err * err, axis=1)
+            sq = dsq1 * ksq + esq * asq
+            clip = _clip_factor(sq, TAU)
+            err = err * clip[:, None]
 
         # pass B: g1, layer-1 retrieval (zq1 to scratch), layer-2 Gram matrix, end sums
         p1 = cst * tl.dot(q, tl.trans(k), input_precision=PREC)
@@ -646,6 +716,34 @@ def _bwd_depth2_kernel(
         dgm1 = dp1 * cst
         dq += tl.dot(dgm1, k, input_precision=PREC)
         dk += tl.dot(tl.trans(dgm1), q, input_precision=PREC)
+        if CLIP:
+            # pass C2: err = clip(sq) err_u; `derr` so far is d/d(err). Adds the paths
+            # through sq = |d1|^2 |k|^2 + |err_u|^2 |a1|^2 and turns the scratch dg1 (of
+            # g1 = err W2g) into the one pass D pairs with err_u.
+            dsq = _clip_dsq(sq, clip, tl.sum(err_u * derr, axis=1), TAU)
+            derr = clip[:, None] * derr + (2.0 * dsq * asq)[:, None] * err_u
+            dk += (2.0 * dsq * dsq1)[:, None] * k
+            for h0 in range(0, HD, BH):
+                mh = (h0 + rh) < HD
+                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
+                m2 = md[:, None] & mh[None, :]
+                osc = rt[:, None] * HD + (h0 + rh)[None, :]
+                msc = mh[None, :] & (rt[:, None] < BT)
+                z1 = tl.load(sc + osc, mask=msc, other=0.0)
+                W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
+                ad1 = _act_d1(z1, ACT)
+                g1u = tl.dot(err_u, W2g, input_precision=PREC)
+                dd1u = (2.0 * dsq * ksq)[:, None] * (g1u * ad1)
+                dg1u = dd1u * ad1
+                derr += tl.dot(dg1u, tl.trans(W2g), input_precision=PREC)
+                dz1 = tl.load(sc + 3 * SSZ + osc, mask=msc, other=0.0)
+                tl.store(sc + 3 * SSZ + osc, dz1 + dd1u * g1u * _act_d2(z1, ACT), mask=msc)
+                da1 = tl.load(sc + 4 * SSZ + osc, mask=msc, other=0.0)
+                a1 = _act(z1, ACT)
+                tl.store(sc + 4 * SSZ + osc, da1 + (2.0 * dsq * esq)[:, None] * a1, mask=msc)
+                dg1 = tl.load(sc + 5 * SSZ + osc, mask=msc, other=0.0)
+                tl.store(sc + 5 * SSZ + osc, clip[:, None] * dg1 + dg1u, mask=msc)
+            tl.debug_barrier()
         derr = tl.where(mt[:, None], derr, 0.0)
         dv = -derr
         if RESIDUAL:
@@ -668,7 +766,7 @@ def _bwd_depth2_kernel(
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             a1 = _act(z1, ACT)
             da1 += tl.dot(derr, W2g, input_precision=PREC)
-            dW2g = tl.dot(tl.trans(err), dg1, input_precision=PREC)
+            dW2g = tl.dot(tl.trans(err_u), dg1, input_precision=PREC)
             dW2g += tl.dot(tl.trans(derr), a1, input_precision=PREC)
             dz1 += da1 * _act_d1(z1, ACT)
             dW1g = tl.dot(tl.trans(dz1), k, input_precision=PREC)
@@ -722,8 +820,10 @@ class _Plan:
         precision: str,
         block_hidden: int | None = None,
         needs_grad: bool = True,
+        max_grad_norm: float | None = None,
     ) -> None:
         self.L = len(shapes)
+        self.tau = max_grad_norm
         self.needs_grad = needs_grad
         self.shapes = shapes
         self.D = d
@@ -739,6 +839,18 @@ class _Plan:
         self.BH = block_hidden
         BT = layout.block
         self.num_warps = 8 if BT * self.BD >= 64 * 64 else 4
+        # Software pipelining (Triton's default num_stages=3) multiplies the depth-2
+        # backward's shared memory: at d = 64, hidden 256, chunk 64 it needs 288 KiB (the
+        # H100 failure, reproduced offline by `benchmarks/triton_resources.py`; an H100
+        # allows 227 KiB), 144 KiB without it. d <= 32 keeps the default it ran with.
+        self.bwd_stages: int | None = 1 if self.L == 2 and self.BD > 32 else None
+
+    def backward_options(self) -> dict[str, object]:
+        """Launch options of the backward kernel (compiler options only when compiled)."""
+        kw = self.common()
+        if not INTERPRETER and self.bwd_stages is not None:
+            kw["num_stages"] = self.bwd_stages
+        return kw
 
     def common(self) -> dict[str, object]:
         """Keyword arguments shared by every launch of this call."""
@@ -747,6 +859,7 @@ class _Plan:
             T=lay.T, N0=lay.n0, NC=lay.n_chunks, CHUNK=lay.chunk_size,
             D=self.D, BT=lay.block, BD=self.BD,
             RESIDUAL=self.residual, HAS_WG=self.has_wg, PREC=self.precision,
+            TAU=1.0 if self.tau is None else float(self.tau), CLIP=self.tau is not None,
         )
         if self.L == 2:
             kw.update(HD=self.HD, BH=self.BH, ACT=self.act)
@@ -842,7 +955,7 @@ def _memory_bwd(
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dcst = torch.empty_like(gates.cst)
     dvec = torch.zeros_like(gates.vec)
-    kw = plan.common()
+    kw = plan.backward_options()
     if plan.L == 1:
         _bwd_depth1_kernel[(G,)](
             q, k, v, dy, gates.cst, gates.vec, Wb[0], Sb[0], wg[0],
@@ -918,7 +1031,7 @@ class _FusedMemoryFunction(torch.autograd.Function):
 
 
 def _check_supported(
-    q: Tensor, weights: list[Tensor], chunk_size: int, needs_grad: bool = False
+    q: Tensor, weights: list[Tensor], chunk_size: int
 ) -> None:
     d = q.shape[-1]
     if q.dtype != torch.float32:
@@ -940,12 +1053,6 @@ def _check_supported(
         raise ValueError(
             f"the Triton executor supports head width d <= {MAX_HEAD_DIM_DEEP} for a depth-2 "
             f"memory (shared-memory limit of the backward kernel), got {d}"
-        )
-    if len(weights) == 2 and needs_grad and d > MAX_HEAD_DIM_DEEP_GRAD:
-        raise ValueError(
-            f"the Triton executor's depth-2 backward supports head width d <= "
-            f"{MAX_HEAD_DIM_DEEP_GRAD} (it needs more shared memory than an H100 has at d = 64), "
-            f"got {d}; run without gradients (torch.no_grad) or use executor='chunked'"
         )
     if len(weights) == 2 and weights[0].shape[-2] > MAX_HIDDEN_MULT * d:
         raise ValueError(
@@ -973,6 +1080,7 @@ def fused_chunk_run_memory(
     state: MemoryRunState | None = None,
     precision: str | None = None,
     block_hidden: int | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """Fused Triton executor; same arguments and result as :func:`titans_ts.memory.run_memory`.
 
@@ -989,6 +1097,11 @@ def fused_chunk_run_memory(
             default ``"tf32x3"`` (float32-accurate on tensor cores).
         block_hidden: hidden units per tile of a depth-2 memory (a power of two >= 16);
             default 32 (16 for a hidden width <= 16).
+        max_grad_norm: ``tau`` of the per-token inner-gradient clipping
+            (:mod:`titans_ts.memory.spec`), or None for the unclipped update. The kernels
+            compute each token's gradient norm at the chunk-start weights (one more pass
+            over the hidden tiles at depth 2) and scale its error by ``min(1, tau/||u||)``,
+            differentiated in the backward kernel.
     Returns:
         ``(y (B, H, T, d) float32, state)``.
 
@@ -997,17 +1110,16 @@ def fused_chunk_run_memory(
         >>> y2, st = fused_chunk_run_memory(q2, k2, v2, th2, et2, al2, [W1, W2],
         ...                                 chunk_size=64, state=st)   # stream on
     """
-    grad_inputs = [q, k, v, theta, eta, alpha, *weights]
-    if state is not None:
-        grad_inputs += [*state.weights, *state.momentum, *(state.grad_weights or [])]
-    _check_supported(
-        q, weights, chunk_size,
-        torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs),
-    )
+    _check_supported(q, weights, chunk_size)
     if precision is None:
         precision = "ieee" if INTERPRETER else "tf32x3"
     if precision not in ("ieee", "tf32x3", "tf32"):
         raise ValueError(f"precision={precision!r}: expected 'ieee', 'tf32x3' or 'tf32'")
+    if max_grad_norm is not None and not (
+        isinstance(max_grad_norm, (int, float)) and not isinstance(max_grad_norm, bool)
+        and max_grad_norm > 0
+    ):
+        raise ValueError(f"max_grad_norm must be a positive float or None, got {max_grad_norm!r}")
     if block_hidden is not None and (block_hidden < 16 or block_hidden & (block_hidden - 1)):
         raise ValueError(f"block_hidden={block_hidden}: expected a power of two >= 16")
     B, H, T, d = q.shape
@@ -1034,7 +1146,7 @@ def fused_chunk_run_memory(
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors + ins)
     plan = _Plan(
         shapes, d, layout, activation, residual, Wg is not None, precision, block_hidden,
-        needs_grad,
+        needs_grad, max_grad_norm,
     )
     outs = _FusedMemoryFunction.apply(plan, *tensors, *ins)
     y = outs[0]
