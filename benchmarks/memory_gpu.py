@@ -1,7 +1,8 @@
 """GPU throughput of the memory math: chunked (eager), chunked (torch.compile), Triton.
 
 Issue 7 configuration: B 8, H 8, d 64, depth-2 memory with hidden multiplier 4, chunk 64,
-T in {1k, 4k, 16k}, float32 inputs::
+T in {1k, 4k, 16k}, float32 inputs, per-token gradient clipping at the library's default
+``max_grad_norm=1.0`` (``--max-grad-norm none`` for the paper's unclipped update)::
 
     python benchmarks/memory_gpu.py            # table
     python benchmarks/memory_gpu.py --json     # one JSON line per (executor, T)
@@ -132,7 +133,8 @@ def measure(args: argparse.Namespace, executor: str, T: int, matmul: float | Non
 
     def call() -> tuple[Tensor, object]:
         return run_memory(
-            q, k, v, theta, eta, alpha, weights, chunk_size=args.chunk, executor=name
+            q, k, v, theta, eta, alpha, weights, chunk_size=args.chunk, executor=name,
+            max_grad_norm=args.max_grad_norm,
         )
 
     def fwd() -> None:
@@ -179,7 +181,8 @@ def measure(args: argparse.Namespace, executor: str, T: int, matmul: float | Non
         with torch.no_grad():
             y_t, _ = call()
             y_c, _ = run_memory(
-                q, k, v, theta, eta, alpha, weights, chunk_size=args.chunk, executor="chunked"
+                q, k, v, theta, eta, alpha, weights, chunk_size=args.chunk, executor="chunked",
+                max_grad_norm=args.max_grad_norm,
             )
         row["max_rel_err_vs_chunked"] = (
             (y_t.float() - y_c.float()).abs().max() / y_c.float().abs().max()
@@ -209,6 +212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seq-lens", type=int, nargs="+", default=[1024, 4096, 16384])
     p.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--max-grad-norm", type=lambda x: None if x.lower() == "none" else float(x), default=1.0,
+        help="per-token inner-gradient clipping bound, as NeuralMemory's default; 'none' = off",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", action="store_true", help="one JSON line per configuration")
