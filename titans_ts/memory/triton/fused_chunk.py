@@ -145,6 +145,21 @@ def _chunk_rows(c, T, N0, CHUNK):
 
 
 @triton.jit
+def _tile(h0, rh, rd, rt, md, D, HD, BT):
+    """Offsets and masks of hidden tile ``h0 .. h0 + BH``: into a (HD, D) layer-1 matrix
+    (``o1``, ``m1``), a (D, HD) layer-2 matrix (``o2``, ``m2``) and a (BT, HD) scratch slot
+    (``osc``, ``msc``)."""
+    mh = (h0 + rh) < HD
+    o1 = (h0 + rh)[:, None] * D + rd[None, :]
+    m1 = mh[:, None] & md[None, :]
+    o2 = rd[:, None] * HD + (h0 + rh)[None, :]
+    m2 = md[:, None] & mh[None, :]
+    osc = rt[:, None] * HD + (h0 + rh)[None, :]
+    msc = mh[None, :] & (rt[:, None] < BT)
+    return o1, m1, o2, m2, osc, msc
+
+
+@triton.jit
 def _clip_factor(sq, TAU):
     """Per-token clipping factor ``min(1, tau / sqrt(sq))`` of squared gradient norms."""
     return TAU / tl.sqrt(tl.maximum(sq, TAU * TAU))
@@ -424,11 +439,7 @@ def _fwd_depth2_kernel(
         z2 = tl.zeros((BT, BD), dtype=tl.float32)
         asq = tl.zeros((BT,), dtype=tl.float32)
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             a1 = _act(tl.dot(k, tl.trans(W1g), input_precision=PREC), ACT)
@@ -442,11 +453,7 @@ def _fwd_depth2_kernel(
         if CLIP:  # pass 1b: ||u_t||^2 = |d1_t|^2 |k_t|^2 + |err_t|^2 |a1_t|^2
             dsq1 = tl.zeros((BT,), dtype=tl.float32)
             for h0 in range(0, HD, BH):
-                mh = (h0 + rh) < HD
-                o1 = (h0 + rh)[:, None] * D + rd[None, :]
-                m1 = mh[:, None] & md[None, :]
-                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-                m2 = md[:, None] & mh[None, :]
+                o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
                 W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
                 W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
                 z1 = tl.dot(k, tl.trans(W1g), input_precision=PREC)
@@ -460,11 +467,7 @@ def _fwd_depth2_kernel(
         y = tl.zeros((BT, BD), dtype=tl.float32)
         gm2 = tl.zeros((BT, BT), dtype=tl.float32)
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             W1b = tl.load(w1_ptr + base + o1, mask=m1, other=0.0)
@@ -549,13 +552,7 @@ def _bwd_depth2_kernel(
         z2 = tl.zeros((BT, BD), dtype=tl.float32)
         asq = tl.zeros((BT,), dtype=tl.float32)
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
-            osc = rt[:, None] * HD + (h0 + rh)[None, :]
-            msc = mh[None, :] & (rt[:, None] < BT)
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             W1g = tl.load(wg1 + o1, mask=m1, other=0.0)
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
             z1 = tl.dot(k, tl.trans(W1g), input_precision=PREC)
@@ -573,11 +570,7 @@ def _bwd_depth2_kernel(
         if CLIP:  # pass A2: the token's gradient norm, then the clipping factor
             dsq1 = tl.zeros((BT,), dtype=tl.float32)
             for h0 in range(0, HD, BH):
-                mh = (h0 + rh) < HD
-                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-                m2 = md[:, None] & mh[None, :]
-                osc = rt[:, None] * HD + (h0 + rh)[None, :]
-                msc = mh[None, :] & (rt[:, None] < BT)
+                o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
                 z1 = tl.load(sc + osc, mask=msc, other=0.0)
                 W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
                 d1 = tl.dot(err, W2g, input_precision=PREC) * _act_d1(z1, ACT)
@@ -594,13 +587,7 @@ def _bwd_depth2_kernel(
         aw = tl.zeros((BT, BD), dtype=tl.float32)
         as_ = tl.zeros((BT, BD), dtype=tl.float32)
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
-            osc = rt[:, None] * HD + (h0 + rh)[None, :]
-            msc = mh[None, :] & (rt[:, None] < BT)
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             z1 = tl.load(sc + osc, mask=msc, other=0.0)
             a1 = _act(z1, ACT)
             W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
@@ -640,13 +627,7 @@ def _bwd_depth2_kernel(
 
         # pass C: retrieval and chunk-end gradients
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
-            osc = rt[:, None] * HD + (h0 + rh)[None, :]
-            msc = mh[None, :] & (rt[:, None] < BT)
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             z1 = tl.load(sc + osc, mask=msc, other=0.0)
             g1 = tl.load(sc + SSZ + osc, mask=msc, other=0.0)
             zq1 = tl.load(sc + 2 * SSZ + osc, mask=msc, other=0.0)
@@ -724,11 +705,7 @@ def _bwd_depth2_kernel(
             derr = clip[:, None] * derr + (2.0 * dsq * asq)[:, None] * err_u
             dk += (2.0 * dsq * dsq1)[:, None] * k
             for h0 in range(0, HD, BH):
-                mh = (h0 + rh) < HD
-                o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-                m2 = md[:, None] & mh[None, :]
-                osc = rt[:, None] * HD + (h0 + rh)[None, :]
-                msc = mh[None, :] & (rt[:, None] < BT)
+                o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
                 z1 = tl.load(sc + osc, mask=msc, other=0.0)
                 W2g = tl.load(wg2 + o2, mask=m2, other=0.0)
                 ad1 = _act_d1(z1, ACT)
@@ -751,13 +728,7 @@ def _bwd_depth2_kernel(
 
         # pass D: key-path backward with the complete d(err)
         for h0 in range(0, HD, BH):
-            mh = (h0 + rh) < HD
-            o1 = (h0 + rh)[:, None] * D + rd[None, :]
-            m1 = mh[:, None] & md[None, :]
-            o2 = rd[:, None] * HD + (h0 + rh)[None, :]
-            m2 = md[:, None] & mh[None, :]
-            osc = rt[:, None] * HD + (h0 + rh)[None, :]
-            msc = mh[None, :] & (rt[:, None] < BT)
+            o1, m1, o2, m2, osc, msc = _tile(h0, rh, rd, rt, md, D, HD, BT)
             z1 = tl.load(sc + osc, mask=msc, other=0.0)
             dz1 = tl.load(sc + 3 * SSZ + osc, mask=msc, other=0.0)
             da1 = tl.load(sc + 4 * SSZ + osc, mask=msc, other=0.0)
