@@ -2,11 +2,13 @@
 
 Triton compiles for a named target (``GPUTarget("cuda", 90, 32)`` = an H100) with the
 ``ptxas`` it ships, so the shared memory a kernel will ask for at launch is known on a
-machine without a GPU. A kernel that asks for more than the card has fails to launch
-(``OutOfResources``), which is what the depth-2 backward did on an H100 at d = 64 (288 KiB;
-Triton 3.6 offline gives the same 294,912 bytes). This script compiles the forward and
-backward kernel with the launch options the executor itself uses (``_Plan``) and prints
-their shared memory against the card's limit.
+machine without a GPU (:func:`titans_ts.memory.triton.fused_chunk.shared_memory_bytes`,
+which the executor also runs for the device's own architecture before its first launch).
+A kernel that asks for more than the card has fails to launch (``OutOfResources``), which
+is what the depth-2 backward did on an H100 at d = 64 (288 KiB; Triton 3.6 offline gives the
+same 294,912 bytes). This script compiles the forward and backward kernel with the launch
+options the executor itself uses (``_Plan``) and prints their shared memory against the
+card's limit.
 
     python benchmarks/triton_resources.py                       # d 64, hidden 256, chunk 64
     python benchmarks/triton_resources.py --head-dim 32 --hidden-mult 4 --no-clip --json
@@ -26,21 +28,6 @@ import time
 SHARED_LIMIT = {90: 232_448}
 
 
-def _signature(kernel, consts: dict[str, object]) -> tuple[dict[str, str], dict]:
-    sig: dict[str, str] = {}
-    for name in kernel.arg_names:
-        if name in consts:
-            sig[name] = "constexpr"
-        elif name.endswith("_ptr"):
-            sig[name] = "*fp32"
-        elif name == "TAU":
-            sig[name] = "fp32"
-        else:
-            sig[name] = "i32"
-    constexprs = {(kernel.arg_names.index(k),): v for k, v in consts.items()}
-    return sig, constexprs
-
-
 def kernel_resources(
     head_dim: int,
     hidden_mult: int,
@@ -56,8 +43,6 @@ def kernel_resources(
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("unset TRITON_INTERPRET: the interpreter does not compile kernels")
     import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     from titans_ts.memory.triton import fused_chunk as fc
     from titans_ts.memory.triton.gates import ChunkLayout
@@ -67,27 +52,15 @@ def kernel_resources(
     layout = ChunkLayout.build(0, 4 * chunk_size, chunk_size)
     plan = fc._Plan(shapes, d, layout, activation, False, False, "tf32x3",
                     max_grad_norm=1.0 if clip else None)
-    runtime = {"T", "N0", "NC", "NSLOT", "CHUNK", "TAU"}
+    launch = {"forward": plan.common(), "backward": plan.backward_options()}
     rows = []
-    kernels = {
-        "forward": (fc._fwd_depth1_kernel if depth == 1 else fc._fwd_depth2_kernel,
-                    plan.common()),
-        "backward": (fc._bwd_depth1_kernel if depth == 1 else fc._bwd_depth2_kernel,
-                     plan.backward_options()),
-    }
-    for name, (kernel, kw) in kernels.items():
-        if name not in which:
-            continue
-        options = {"num_warps": kw.get("num_warps", 4), "num_stages": kw.get("num_stages", 3)}
-        consts = {k: v for k, v in kw.items() if k not in runtime and k not in options}
-        sig, constexprs = _signature(kernel, consts)
+    for kind in which:
         t0 = time.perf_counter()
-        compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=constexprs),
-                                  target=GPUTarget("cuda", arch, 32), options=options)
+        nbytes = fc.shared_memory_bytes(plan, arch, (kind,))[kind]
         rows.append({
-            "kernel": f"{name}_depth{depth}", "head_dim": d, "hidden": shapes[0][0],
-            "chunk": chunk_size, "clip": clip, **options,
-            "shared_bytes": int(compiled.metadata.shared),
+            "kernel": f"{kind}_depth{depth}", "head_dim": d, "hidden": shapes[0][0],
+            "chunk": chunk_size, "clip": clip, "num_warps": launch[kind].get("num_warps", 4),
+            "num_stages": launch[kind].get("num_stages", 3), "shared_bytes": nbytes,
             "limit_bytes": SHARED_LIMIT.get(arch), "triton": triton.__version__,
             "compile_s": round(time.perf_counter() - t0, 1),
         })

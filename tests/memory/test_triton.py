@@ -343,3 +343,40 @@ def test_clipping_matches_chunked(
         y_clip, _ = split_run(problem, splits, "triton", max_grad_norm=tau, **kw)
         y_plain, _ = split_run(problem, splits, "triton", **kw)
     assert (y_clip - y_plain).abs().max().item() > 1e-3
+
+
+# ---------------------------------------------------------------------- shared memory
+
+
+def test_shared_memory_check_message() -> None:
+    """The pre-launch check names the kernel, both sizes and the way out."""
+    from titans_ts.memory.triton.gates import ChunkLayout
+
+    plan = fused_chunk._Plan([(256, 64), (64, 256)], 64, ChunkLayout.build(0, 128, 64),
+                             "gelu", False, False, "ieee", max_grad_norm=1.0)
+    fused_chunk.check_shared_memory(plan, {"forward": 98_304, "backward": 147_456}, 232_448,
+                                    "an H100")
+    want = r"backward kernel .* 144 KiB .* allows 99 KiB; use executor='chunked'"
+    with pytest.raises(memory_triton.SharedMemoryError, match=want):
+        fused_chunk.check_shared_memory(plan, {"forward": 98_304, "backward": 147_456},
+                                        101_376, "a GPU")
+
+
+def test_auto_falls_back_when_the_kernels_do_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """executor='auto' on a GPU whose shared memory is too small: a warning and the chunked
+    executor's result; executor='triton' raises instead."""
+    import titans_ts.memory.run as run_module
+
+    def too_small(plan: object, device: object) -> None:
+        raise memory_triton.SharedMemoryError("the Triton forward kernel needs 144 KiB ...")
+
+    monkeypatch.setattr(fused_chunk, "_check_device", too_small)
+    monkeypatch.setattr(run_module, "select_executor", lambda *a, **k: ("triton", "test"))
+    p = problem32(B=1, H=2, T=11, d=16, depth=2, mult=2, seed=3, requires_grad=False)
+    with pytest.warns(RuntimeWarning, match="runs 'chunked'"):
+        y, _ = split_run(p, [], "auto", chunk_size=4, max_grad_norm=1.0)
+    y0, _ = chunked_run_memory(p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights,
+                               chunk_size=4, max_grad_norm=1.0)
+    assert torch.equal(y, y0)
+    with pytest.raises(memory_triton.SharedMemoryError):
+        split_run(p, [], "triton", chunk_size=4)

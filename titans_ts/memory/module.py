@@ -183,7 +183,7 @@ class NeuralMemory(nn.Module):
         y, run_state = run_memory(
             q, k, v, theta, eta, alpha, list(self.memory_weights),
             chunk_size=c.chunk_size, activation=c.activation, residual=c.residual,
-            state=None if state is None else state.run, executor=name,
+            state=None if state is None else state.run, executor=c.executor,
             max_grad_norm=c.max_grad_norm,
         )
         new_state = NeuralMemoryState(

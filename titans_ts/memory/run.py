@@ -6,6 +6,8 @@ only validates, casts and picks one.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .chunked import chunked_run_memory
@@ -183,7 +185,13 @@ def run_memory(
     elif name == "chunked":
         y, new_state = chunked_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     else:
-        from .triton import triton_run_memory
+        from .triton import SharedMemoryError, triton_run_memory
 
-        y, new_state = triton_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
+        try:
+            y, new_state = triton_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
+        except SharedMemoryError as exc:
+            if executor != "auto":
+                raise
+            warnings.warn(f"executor='auto' runs 'chunked': {exc}", RuntimeWarning, stacklevel=2)
+            y, new_state = chunked_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     return y.to(out_dtype), new_state

@@ -7,7 +7,9 @@ first use, so the package imports on machines without Triton or without a GPU, w
 - :func:`triton_run_memory` — the executor, same signature as
   :func:`titans_ts.memory.chunked.chunked_run_memory`;
 - :func:`supports` — whether the kernels can run a given problem, and why not;
-- :func:`launch_counts` — kernel launches so far (tests assert Triton really ran).
+- :func:`launch_counts` — kernel launches so far (tests assert Triton really ran);
+- :class:`SharedMemoryError` — raised before the first launch on a GPU whose shared memory
+  per block is smaller than the kernels need (compiled for its architecture to find out).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from ..spec import MemoryRunState
 
 Tensor = torch.Tensor
 
-__all__ = ["launch_counts", "supports", "triton_available", "triton_run_memory"]
+__all__ = [
+    "SharedMemoryError", "launch_counts", "supports", "triton_available", "triton_run_memory",
+]
+
+
+class SharedMemoryError(ValueError):
+    """The kernels of a problem need more shared memory per block than the GPU allows
+    (checked before the first launch). ``run_memory(executor="auto")`` catches it and runs
+    the chunked executor instead."""
 
 
 def triton_available() -> tuple[bool, str]:

@@ -44,18 +44,21 @@ import triton.language as tl
 
 from ..chunked import chunk_bounds, flat_start_state
 from ..spec import MemoryRunState
+from . import SharedMemoryError
 from .gates import ChunkLayout, GateTensors, gate_backward, gate_forward
 
 Tensor = torch.Tensor
 
 __all__ = [
     "INTERPRETER",
+    "SharedMemoryError",
     "LAUNCHES",
     "MAX_CHUNK",
     "MAX_HEAD_DIM",
     "MAX_HEAD_DIM_DEEP",
     "MAX_HIDDEN_MULT",
     "fused_chunk_run_memory",
+    "shared_memory_bytes",
 ]
 
 #: True when the kernels below were built for the Triton interpreter (``TRITON_INTERPRET=1``
@@ -816,6 +819,12 @@ class _Plan:
         # allows 227 KiB), 144 KiB without it. d <= 32 keeps the default it ran with.
         self.bwd_stages: int | None = 1 if self.L == 2 and self.BD > 32 else None
 
+    def static_key(self) -> tuple:
+        """Everything that selects a compiled kernel (constexprs and compiler options)."""
+        return (self.L, self.D, self.HD, self.layout.block, self.BD, self.BH, self.act,
+                self.residual, self.has_wg, self.precision, self.tau is not None,
+                self.num_warps, self.bwd_stages)
+
     def backward_options(self) -> dict[str, object]:
         """Launch options of the backward kernel (compiler options only when compiled)."""
         kw = self.common()
@@ -945,6 +954,82 @@ def _memory_bwd(
     dW0 = [b[:, 0] for b in dWs]
     dS0 = [b[:, 0] for b in dSs]
     return dq, dk, dv, dcst, dvec, dW0, dS0, (dwg if Wg0 is not None else None)
+
+
+# ----------------------------------------------------------------------------------------
+# shared memory: known before launch by compiling for the device's architecture
+
+
+_SHARED_BYTES: dict[tuple, int] = {}
+_RUNTIME_ARGS = frozenset({"T", "N0", "NC", "NSLOT", "CHUNK", "TAU"})
+
+
+def _kernels(plan: _Plan) -> dict[str, tuple[object, dict[str, object]]]:
+    fwd = _fwd_depth1_kernel if plan.L == 1 else _fwd_depth2_kernel
+    bwd = _bwd_depth1_kernel if plan.L == 1 else _bwd_depth2_kernel
+    return {"forward": (fwd, plan.common()), "backward": (bwd, plan.backward_options())}
+
+
+def shared_memory_bytes(
+    plan: _Plan, arch: int, kinds: tuple[str, ...] = ("forward", "backward")
+) -> dict[str, int]:
+    """Shared memory per block (bytes) of this plan's kernels compiled for CUDA ``sm_<arch>``.
+
+    Compiles with Triton's bundled ``ptxas`` for the named target, so it needs no GPU
+    (``benchmarks/triton_resources.py`` prints it). Cached per kernel configuration. Not
+    available for kernels built for the interpreter.
+    """
+    if INTERPRETER:
+        raise RuntimeError("the kernels were built for the interpreter (TRITON_INTERPRET=1)")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    out: dict[str, int] = {}
+    for kind in kinds:
+        key = (kind, arch, plan.static_key())
+        if key not in _SHARED_BYTES:
+            kernel, kw = _kernels(plan)[kind]
+            options = {"num_warps": kw.pop("num_warps", 4), "num_stages": kw.pop("num_stages", 3)}
+            names = kernel.arg_names  # type: ignore[attr-defined]
+            consts = {k: v for k, v in kw.items() if k not in _RUNTIME_ARGS}
+            signature = {
+                n: "constexpr" if n in consts else "*fp32" if n.endswith("_ptr")
+                else "fp32" if n == "TAU" else "i32"
+                for n in names
+            }
+            src = ASTSource(fn=kernel, signature=signature,
+                            constexprs={(names.index(k),): v for k, v in consts.items()})
+            compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
+            _SHARED_BYTES[key] = int(compiled.metadata.shared)
+        out[kind] = _SHARED_BYTES[key]
+    return out
+
+
+def check_shared_memory(plan: _Plan, need: dict[str, int], limit: int, device: str) -> None:
+    """Raise :class:`SharedMemoryError` when a kernel in ``need`` (bytes) exceeds ``limit``."""
+    for kind, nbytes in need.items():
+        if nbytes > limit:
+            hidden = f", hidden {plan.HD}" if plan.L == 2 else ""
+            raise SharedMemoryError(
+                f"the Triton {kind} kernel (depth {plan.L}, d {plan.D}{hidden}, chunk block "
+                f"{plan.layout.block}) needs {nbytes / 1024:.0f} KiB of shared memory per block "
+                f"and {device} allows {limit / 1024:.0f} KiB; use executor='chunked' (or "
+                "'auto', which falls back to it), a smaller head width or a smaller chunk"
+            )
+
+
+def _check_device(plan: _Plan, device: torch.device) -> None:
+    """Before the first launch on a CUDA device: do this plan's kernels fit its shared
+    memory? (Triton would otherwise fail at launch, for the backward only mid-backward.)"""
+    if INTERPRETER or device.type != "cuda" or torch.version.hip is not None:
+        return
+    from triton.compiler import max_shared_mem
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    kinds = ("forward", "backward") if plan.needs_grad else ("forward",)
+    need = shared_memory_bytes(plan, 10 * major + minor, kinds)
+    check_shared_memory(plan, need, max_shared_mem(index), torch.cuda.get_device_name(index))
 
 
 # ----------------------------------------------------------------------------------------
@@ -1119,6 +1204,7 @@ def fused_chunk_run_memory(
         shapes, d, layout, activation, residual, Wg is not None, precision, block_hidden,
         needs_grad, max_grad_norm,
     )
+    _check_device(plan, q.device)
     outs = _FusedMemoryFunction.apply(plan, *tensors, *ins)
     y = outs[0]
     W_new = list(outs[1 : L + 1])
