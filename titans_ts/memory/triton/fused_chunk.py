@@ -24,13 +24,24 @@ Launch structure
 - the gate algebra (tiny ``(BT+1)^2`` matrices per chunk) runs in PyTorch for all chunks
   at once before the forward kernel and after the backward kernel (:mod:`.gates`).
 
+Per-token gradient clipping (``max_grad_norm``, the library default): each token's
+gradient norm at the chunk-start weights (depth 2: one more pass over the hidden tiles)
+scales its error row by ``min(1, tau / ||u||)`` before the error enters the retrieval and
+the chunk-end update, the same update as the chunked executor's ``theta * clip``; the
+backward kernel differentiates the factor (depth 2: one more pass, and the key path pairs
+the unclipped error with the scratch ``dg1``).
+
 Numerics: float32 storage and accumulation; ``tl.dot`` precision is a parameter
 (``"tf32x3"`` by default on GPU, float32-accurate; ``"ieee"`` for the strictest check).
 
-Status: verified against the chunked executor under the Triton interpreter; compiled
-offline for sm_90 (no GPU run yet). At the standard shape (d 64, hidden 256, chunk 64)
-both kernels use 255 registers per thread and spill (~3 KiB forward, ~6 KiB backward of
-local memory per thread): speed on GPU is unmeasured and likely limited by this.
+Status: verified against the chunked executor under the Triton interpreter and, without
+clipping, on an H100 (forward at d 64; forward and backward at d 32: docs/results.md §3).
+Not yet run on a GPU: clipping, and the single-stage depth-2 backward at d 64 (144 KiB of
+shared memory compiled offline for sm_90, where the 3-stage one needed 288 KiB). Shared
+memory is checked per card before the first launch (:func:`shared_memory_bytes`,
+:class:`SharedMemoryError`). At the standard shape (d 64, hidden 256, chunk 64) both
+kernels used 255 registers per thread and spilled (~3 KiB forward, ~6 KiB backward of
+local memory per thread, an earlier offline build): likely what limits their speed.
 """
 
 from __future__ import annotations
