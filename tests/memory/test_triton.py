@@ -364,7 +364,8 @@ def test_shared_memory_check_message() -> None:
 
 def test_auto_falls_back_when_the_kernels_do_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """executor='auto' on a GPU whose shared memory is too small: a warning and the chunked
-    executor's result; executor='triton' raises instead."""
+    executor's result. An explicit executor='triton' skips the check (its launch fails as
+    Triton's own error); the executor with preflight=True raises."""
     import titans_ts.memory.run as run_module
 
     def too_small(plan: object, device: object) -> None:
@@ -378,5 +379,8 @@ def test_auto_falls_back_when_the_kernels_do_not_fit(monkeypatch: pytest.MonkeyP
     y0, _ = chunked_run_memory(p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights,
                                chunk_size=4, max_grad_norm=1.0)
     assert torch.equal(y, y0)
-    with pytest.raises(memory_triton.SharedMemoryError):
+    with Launches(forward=1):
         split_run(p, [], "triton", chunk_size=4)
+    with pytest.raises(memory_triton.SharedMemoryError):
+        memory_triton.triton_run_memory(p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights,
+                                        chunk_size=4, preflight=True)

@@ -188,7 +188,9 @@ def run_memory(
         from .triton import SharedMemoryError, triton_run_memory
 
         try:
-            y, new_state = triton_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
+            y, new_state = triton_run_memory(
+                *args, ws, **kwargs, max_grad_norm=tau, preflight=executor == "auto"
+            )
         except SharedMemoryError as exc:
             if executor != "auto":
                 raise

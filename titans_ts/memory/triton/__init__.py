@@ -8,8 +8,9 @@ first use, so the package imports on machines without Triton or without a GPU, w
   :func:`titans_ts.memory.chunked.chunked_run_memory`;
 - :func:`supports` — whether the kernels can run a given problem, and why not;
 - :func:`launch_counts` — kernel launches so far (tests assert Triton really ran);
-- :class:`SharedMemoryError` — raised before the first launch on a GPU whose shared memory
-  per block is smaller than the kernels need (compiled for its architecture to find out).
+- :class:`SharedMemoryError` — with ``preflight=True`` (what ``executor="auto"`` uses),
+  raised before the first launch on a GPU whose shared memory per block is smaller than the
+  kernels need (compiled for its architecture to find out).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def triton_run_memory(
     state: MemoryRunState | None = None,
     precision: str | None = None,
     max_grad_norm: float | None = None,
+    preflight: bool = False,
 ) -> tuple[Tensor, MemoryRunState]:
     """The fused Triton executor (see :func:`.fused_chunk.fused_chunk_run_memory`).
 
@@ -119,6 +121,7 @@ def triton_run_memory(
     return fused_chunk_run_memory(
         q, k, v, theta, eta, alpha, weights, chunk_size=chunk_size, activation=activation,
         residual=residual, state=state, precision=precision, max_grad_norm=max_grad_norm,
+        preflight=preflight,
     )
 
 

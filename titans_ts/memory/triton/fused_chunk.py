@@ -1025,8 +1025,8 @@ def check_shared_memory(plan: _Plan, need: dict[str, int], limit: int, device: s
             raise SharedMemoryError(
                 f"the Triton {kind} kernel (depth {plan.L}, d {plan.D}{hidden}, chunk block "
                 f"{plan.layout.block}) needs {nbytes / 1024:.0f} KiB of shared memory per block "
-                f"and {device} allows {limit / 1024:.0f} KiB; use executor='chunked' (or "
-                "'auto', which falls back to it), a smaller head width or a smaller chunk"
+                f"and {device} allows {limit / 1024:.0f} KiB; use executor='chunked', a smaller "
+                "head width or a smaller chunk"
             )
 
 
@@ -1154,6 +1154,7 @@ def fused_chunk_run_memory(
     precision: str | None = None,
     block_hidden: int | None = None,
     max_grad_norm: float | None = None,
+    preflight: bool = False,
 ) -> tuple[Tensor, MemoryRunState]:
     """Fused Triton executor; same arguments and result as :func:`titans_ts.memory.run_memory`.
 
@@ -1175,6 +1176,12 @@ def fused_chunk_run_memory(
             compute each token's gradient norm at the chunk-start weights (one more pass
             over the hidden tiles at depth 2) and scale its error by ``min(1, tau/||u||)``,
             differentiated in the backward kernel.
+        preflight: on CUDA, first compile the kernels for the card's architecture and
+            raise :class:`SharedMemoryError` if they need more shared memory per block than
+            it allows (``run_memory(executor="auto")`` does, to fall back to the chunked
+            executor). Costs one extra compile per kernel configuration and process
+            (Triton's disk cache keeps it); without it a kernel that does not fit fails at
+            launch with Triton's ``OutOfResources``.
     Returns:
         ``(y (B, H, T, d) float32, state)``.
 
@@ -1221,7 +1228,8 @@ def fused_chunk_run_memory(
         shapes, d, layout, activation, residual, Wg is not None, precision, block_hidden,
         needs_grad, max_grad_norm,
     )
-    _check_device(plan, q.device)
+    if preflight:
+        _check_device(plan, q.device)
     outs = _FusedMemoryFunction.apply(plan, *tensors, *ins)
     y = outs[0]
     W_new = list(outs[1 : L + 1])
