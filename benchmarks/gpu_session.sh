@@ -257,8 +257,8 @@ plan_pretrain() {  # next GPU session: next-base pretraining on the human GUE tr
 plan_kmer5() {  # next GPU session: 5-mers, never tried before session 28, where on the CPU
   # (tf/0, three seeds) they had the lowest dev loss of 4/5/6-mers in both same-seed
   # comparisons and test MCC 66.21 mean (6-mers 65.09). Every GUE task on full train, max
-  # pooling, no position embedding: the settings of the H100 "k-mer size x pooling" table (docs/results.md), so
-  # the dev losses compare with its 4-mer and 6-mer rows
+  # pooling, no position embedding: the settings of the H100 "k-mer size x pooling" table
+  # (docs/results.md), so the dev losses compare with its 4-mer and 6-mer rows
   local t
   for t in tf/0 tf/1 tf/2 prom_core_all prom_core_notata prom_core_tata prom_300_tata \
       mouse/0 mouse/2; do
