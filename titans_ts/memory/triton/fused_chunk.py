@@ -891,16 +891,9 @@ def _memory_fwd(
         buf[:, 0].copy_(w)
     wg = [w.contiguous() for w in Wg0] if Wg0 is not None else [b[:, 0] for b in Wb]
     y = torch.empty_like(q)
-    kw = plan.common()
-    if plan.L == 1:
-        _fwd_depth1_kernel[(G,)](
-            q, k, v, y, gates.cst, gates.vec, Wb[0], Sb[0], wg[0], NSLOT=n_slots, **kw
-        )
-    else:
-        _fwd_depth2_kernel[(G,)](
-            q, k, v, y, gates.cst, gates.vec, Wb[0], Sb[0], Wb[1], Sb[1], wg[0], wg[1],
-            NSLOT=n_slots, **kw,
-        )
+    kernel, kw = _kernels(plan)["forward"]
+    states = [Wb[0], Sb[0], wg[0]] if plan.L == 1 else [Wb[0], Sb[0], Wb[1], Sb[1], *wg]
+    kernel[(G,)](q, k, v, y, gates.cst, gates.vec, *states, NSLOT=n_slots, **kw)
     LAUNCHES[f"forward_depth{plan.L}"] += 1
     return y, Wb, Sb
 
@@ -947,21 +940,17 @@ def _memory_bwd(
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dcst = torch.empty_like(gates.cst)
     dvec = torch.zeros_like(gates.vec)
-    kw = plan.backward_options()
+    kernel, kw = _kernels(plan)["backward"]  # the launch options the preflight sized
     if plan.L == 1:
-        _bwd_depth1_kernel[(G,)](
-            q, k, v, dy, gates.cst, gates.vec, Wb[0], Sb[0], wg[0],
-            dWs[0], dSs[0], dwgl[0], dwg[0], dq, dk, dv, dcst, dvec,
-            NSLOT=NC + 1, **kw,
-        )
+        states = [Wb[0], Sb[0], wg[0], dWs[0], dSs[0], dwgl[0], dwg[0]]
+        extra: list[Tensor] = []
     else:
-        scratch = q.new_empty(G, 6, BT, plan.HD)
-        _bwd_depth2_kernel[(G,)](
-            q, k, v, dy, gates.cst, gates.vec, Wb[0], Sb[0], Wb[1], Sb[1], wg[0], wg[1],
-            dWs[0], dSs[0], dWs[1], dSs[1], dwgl[0], dwgl[1], dwg[0], dwg[1],
-            dq, dk, dv, dcst, dvec, scratch,
-            NSLOT=NC + 1, **kw,
-        )
+        states = [Wb[0], Sb[0], Wb[1], Sb[1], *wg, dWs[0], dSs[0], dWs[1], dSs[1], *dwgl, *dwg]
+        extra = [q.new_empty(G, 6, BT, plan.HD)]  # scratch
+    kernel[(G,)](
+        q, k, v, dy, gates.cst, gates.vec, *states, dq, dk, dv, dcst, dvec, *extra,
+        NSLOT=NC + 1, **kw,
+    )
     LAUNCHES[f"backward_depth{plan.L}"] += 1
     dW0 = [b[:, 0] for b in dWs]
     dS0 = [b[:, 0] for b in dSs]
