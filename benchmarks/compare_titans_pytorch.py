@@ -49,6 +49,12 @@ Smaller pieces::
     python benchmarks/compare_titans_pytorch.py --seq-lens 32768 --batch 1 --phases fwdbwd
     python benchmarks/compare_titans_pytorch.py --configs 2048x4,32768x1 --json
     python benchmarks/compare_titans_pytorch.py --impls port --seq-lens 2048 --repeats 2
+    python benchmarks/compare_titans_pytorch.py --configs 2048x1,32768x1 --glibc-keep-freed
+
+Each line reports the timed steps' minor page faults per token. glibc serves blocks of
+32 MiB and more (at T = 32k one (1, T, 256) float32 tensor) by ``mmap`` and unmaps them
+on free, so every step faults them in again; ``--glibc-keep-freed`` runs both sides with
+the README's allocator settings, which keep freed memory in the heap.
 
 ``--json`` prints one JSON object per line: one per (T, batch) row with both sides and the
 ratios, then one ``"summary"`` object with the throughput flatness of each side.
@@ -176,6 +182,7 @@ def _worker(spec: dict) -> dict:
     y = None
     busy0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
     sys0 = _own_sys_s()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(spec["repeats"]):
         y = None  # drop the previous output (and its autograd graph) before the next step
         t0 = time.perf_counter()
@@ -183,6 +190,7 @@ def _worker(spec: dict) -> dict:
         times.append(time.perf_counter() - t0)
     busy1, own1, wall1 = _cpu_busy_s(), _own_cpu_s(), time.perf_counter()
     sys1 = _own_sys_s()
+    faults1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     # cores kept busy by *other* processes while we were timing (0 = machine to ourselves)
     others = None
     if busy0 is not None and busy1 is not None:
@@ -210,6 +218,9 @@ def _worker(spec: dict) -> dict:
         "own_cpu_cores": (own1 - own0) / (wall1 - wall0),
         # kernel time (page faults of large fresh allocations show up here)
         "own_sys_cores": (sys1 - sys0) / (wall1 - wall0),
+        # minor page faults of the timed steps per token: memory the allocator handed back
+        # to the kernel and had to fault in again (see --glibc-keep-freed)
+        "minor_faults_per_token": (faults1 - faults0) / (spec["repeats"] * batch * seq_len),
         "python": sys.executable,
     }
     if phase == "fwdbwd":
@@ -245,8 +256,18 @@ def _setup_port_env(env_dir: Path) -> None:
         )
 
 
-def _run_one(python: str, spec: dict, timeout: float) -> dict:
+#: glibc settings of ``--glibc-keep-freed``: every allocation from the heap (no mmap, which
+#: glibc uses for blocks of 32 MiB and more whatever the threshold) and freed memory kept
+GLIBC_KEEP_FREED = {
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+    "MALLOC_TOP_PAD_": "268435456",
+}
+
+
+def _run_one(python: str, spec: dict, timeout: float, extra_env: dict | None = None) -> dict:
     env = dict(os.environ)
+    env.update(extra_env or {})
     if spec["impl"] == "ours":
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -327,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--phases", default=",".join(PHASES), help="comma list of " + ",".join(PHASES))
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument(
+        "--glibc-keep-freed",
+        action="store_true",
+        help="run both sides with " + " ".join(f"{k}={v}" for k, v in GLIBC_KEEP_FREED.items())
+        + " (no per-step page faults; the README's CPU tip)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
         "--rounds", type=int, default=1,
@@ -387,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                         "repeats": args.repeats,
                         "threads": args.threads,
                     }
-                    res = _run_one(python_of[impl], spec, args.timeout)
+                    res = _run_one(
+                        python_of[impl], spec, args.timeout,
+                        GLIBC_KEEP_FREED if args.glibc_keep_freed else None,
+                    )
                     side = row[impl]
                     if "error" in res:
                         side[f"{phase}_error"] = res["error"]
@@ -411,12 +441,15 @@ def main(argv: list[str] | None = None) -> int:
                     side[f"{phase}_other_busy_cores"] = res["other_busy_cores"]
                     side[f"{phase}_own_cpu_cores"] = res["own_cpu_cores"]
                     side[f"{phase}_own_sys_cores"] = res["own_sys_cores"]
+                    side[f"{phase}_minor_faults_per_token"] = res["minor_faults_per_token"]
                     for key in ("torch", "threads", "n_params", "params_with_grad", "params_total"):
                         if key in res:
                             side[key] = res[key]
                     print(
                         f"[{impl} T={seq_len} B={batch} {phase}] {res['tokens_per_s']:,.0f} tok/s"
-                        f"  peak {res['peak_rss_mb']:,.0f} MB  ({res['process_wall_s']:.0f} s,"
+                        f"  peak {res['peak_rss_mb']:,.0f} MB"
+                        f"  {res['minor_faults_per_token']:.2f} faults/token"
+                        f"  ({res['process_wall_s']:.0f} s,"
                         f" others busy {_fmt(res['other_busy_cores'], '.2f')} cores)",
                         file=sys.stderr,
                     )
@@ -443,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
 
     # flatness: tokens/s at the longest T over the shortest T, per batch size and side
-    summary = {"summary": True, "flatness": {}}
+    summary = {"summary": True, "glibc_keep_freed": args.glibc_keep_freed, "flatness": {}}
     for batch in sorted({b for _, b in configs}):
         lens = sorted(r["seq_len"] for r in rows if r["batch"] == batch)
         if len(lens) < 2:
