@@ -108,7 +108,10 @@ class ClassifierDefaults:
     higher test MCC on 8 of the 9 (not mouse/2), up to +13 MCC (prom_core_tata) and +7.3
     (tf/2). Earlier (mouse/2, CPU, 6 epochs, test MCC): nucleotides 56.5, 3-mers 70.0,
     4-mers 79.3, 6-mers 77.5; per-base tokens left the loss at chance for the first epochs
-    on mouse/0, so they are not candidates. Set an int ``kmer_k`` to halve the fit time.
+    on mouse/0, so they are not candidates. 5-mers had the lowest dev loss on tf/0, mouse/0
+    and mouse/2 but, chosen the same way, moved test MCC by +2.2, -2.7 and +0.6 (CPU, one
+    seed): no gain for a third fit, so not a candidate either. Set an int ``kmer_k`` to halve
+    the fit time.
 
     Position embedding: ``"auto"`` (the chosen k-mer size is fitted once more with a learned
     absolute-position embedding; the lower validation loss is kept). CPU, batch 32, lowest
