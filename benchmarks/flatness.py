@@ -1,0 +1,139 @@
+"""Where forward+backward throughput goes between a short and a long stream (CPU diagnostics).
+
+Times one training step (forward, ``y.square().mean().backward()``) of
+
+* ``layer``: the whole ``NeuralMemory`` (projections, convolution, gates, executor);
+* ``executor``: the chunked executor alone (:func:`titans_ts.memory.chunked.chunked_run_memory`
+  on inputs of the layer's shapes) at its default cache budget, past which the backward
+  recomputes chunks from sqrt checkpoints;
+* ``keep-all``: the executor with a cache budget large enough to keep every chunk
+  (no recomputation; memory grows with T by ~3.5 MB per chunk at the standard shape),
+
+at batch 1 for a short and a long ``T``, **interleaved round by round** so that slow phases
+of a shared machine hit every cell alike. Reports the median tokens/s of each cell over
+rounds and each row's long-over-short ratio (1.0 = flat)::
+
+    python benchmarks/flatness.py                                    # 2048 vs 32768, 3 rounds
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 \\
+        python benchmarks/flatness.py --rounds 5                       # without page faults
+
+Run it with the glibc settings of the README's CPU tip to take page faults out (otherwise
+blocks of 32 MiB and more are mapped afresh, and faulted in, on every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from titans_ts.memory import MemoryConfig, NeuralMemory
+from titans_ts.memory.chunked import DEFAULT_CACHE_BUDGET_BYTES, chunked_run_memory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
+from _shape_args import add_shape_args, memory_config_kwargs  # noqa: E402
+
+CELLS = ("layer", "executor", "keep-all")
+
+
+def _steps(layer: NeuralMemory, seq_len: int, budget: int) -> dict:
+    """One zero-argument training step per cell at batch 1 and ``seq_len`` tokens."""
+    config = layer.config
+    H, d = config.n_heads, config.head_dim
+    x = torch.randn(1, seq_len, config.d_model)
+    leaf = lambda t: t.requires_grad_(True)  # noqa: E731
+    q, k = (leaf(torch.nn.functional.normalize(torch.randn(1, H, seq_len, d), dim=-1))
+            for _ in "qk")
+    v = leaf(torch.randn(1, H, seq_len, d))
+    gates = [leaf(init * torch.ones(1, H, seq_len))
+             for init in (config.theta_init, config.eta_init, config.alpha_init)]
+    weights = [leaf(w.detach().clone()) for w in layer.memory_weights]
+
+    def executor(budget: int):
+        def step() -> None:
+            y, _ = chunked_run_memory(
+                q, k, v, *gates, weights, chunk_size=config.chunk_size,
+                activation=config.activation, residual=config.residual,
+                max_grad_norm=config.max_grad_norm, cache_budget_bytes=budget,
+            )
+            y.square().mean().backward()
+        return step
+
+    return {
+        "layer": lambda: layer(x)[0].square().mean().backward(),
+        "executor": executor(budget),
+        "keep-all": executor(1 << 62),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--short", type=int, default=2048, help="short T (tokens)")
+    ap.add_argument("--long", type=int, default=32768, help="long T (tokens)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2, help="timed steps per cell and round "
+                    "(the short T gets long // short times as many)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma list of " + ",".join(CELLS))
+    ap.add_argument(
+        "--cache-budget-mb", type=float, default=DEFAULT_CACHE_BUDGET_BYTES / 2**20,
+        help="the executor cell's cache budget in MiB (default: the executor's, %(default)g; "
+        "0 = always checkpoint and recompute)",
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_shape_args(ap)
+    args = ap.parse_args(argv)
+    cells = [c for c in args.cells.split(",") if c]
+    for bad in set(cells) - set(CELLS):
+        ap.error(f"unknown cell {bad!r}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    layer = NeuralMemory(MemoryConfig(**memory_config_kwargs(args)))
+    lengths = (args.short, args.long)
+    budget = int(args.cache_budget_mb * 2**20)
+    steps = {T: _steps(layer, T, budget) for T in lengths}
+    rates: dict[tuple[str, int], list[float]] = {(c, T): [] for c in cells for T in lengths}
+    for T in lengths:  # warm-up: kernels built, allocator primed
+        for c in cells:
+            steps[T][c]()
+    for r in range(args.rounds):
+        for c in cells:
+            for T in lengths:
+                n = args.repeats * max(1, args.long // T)
+                times = []
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    steps[T][c]()
+                    times.append(time.perf_counter() - t0)
+                rates[(c, T)].append(T / statistics.median(times))
+        print(f"round {r + 1}: " + "  ".join(
+            f"{c} {rates[(c, args.short)][-1]:,.0f} / {rates[(c, args.long)][-1]:,.0f}"
+            for c in cells), file=sys.stderr, flush=True)
+    result = {"short": args.short, "long": args.long, "rounds": args.rounds,
+              "threads": torch.get_num_threads(),
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    print(f"tokens/s, median of {args.rounds} rounds, batch 1 "
+          f"({torch.get_num_threads()} threads):")
+    for c in cells:
+        short = statistics.median(rates[(c, args.short)])
+        long = statistics.median(rates[(c, args.long)])
+        ratios = [b / a for a, b in zip(rates[(c, args.short)], rates[(c, args.long)])]
+        result[c] = {"short_tokens_per_s": short, "long_tokens_per_s": long,
+                     "ratio_of_medians": long / short, "round_ratios": ratios}
+        print(f"  {c:<9} T={args.short}: {short:>8,.0f}   T={args.long}: {long:>8,.0f}"
+              f"   ratio {long / short:.2f} (rounds: "
+              + ", ".join(f"{x:.2f}" for x in ratios) + ")")
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""``benchmarks/flatness.py``: interleaved short/long timing of the layer and the executor."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("flatness", ROOT / "benchmarks" / "flatness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flatness_reports_every_cell_and_round(capsys) -> None:
+    bench = _load()
+    tiny = ["--d-model", "16", "--heads", "2", "--head-dim", "8", "--hidden-mult", "2",
+            "--chunk-size", "8"]
+    # budget 0: the executor cell checkpoints and recomputes, the keep-all cell does not
+    result = bench.main(["--short", "16", "--long", "48", "--rounds", "2", "--repeats", "1",
+                         "--cache-budget-mb", "0", "--json", *tiny])
+    assert (result["short"], result["long"], result["rounds"]) == (16, 48, 2)
+    for cell in bench.CELLS:
+        row = result[cell]
+        assert len(row["round_ratios"]) == 2
+        for key in ("short_tokens_per_s", "long_tokens_per_s", "ratio_of_medians"):
+            assert math.isfinite(row[key]) and row[key] > 0
+    out = capsys.readouterr()
+    assert "ratio" in out.out and out.err.count("round ") == 2
