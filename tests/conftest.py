@@ -10,3 +10,8 @@ import os
 
 if os.environ.get("TITANS_TS_TRITON_DEVICE", "cpu") != "cuda":
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))  # for _scripts (loads recipes/ and benchmarks/)

@@ -3,28 +3,13 @@ further back than attention can see; sliding-window attention alone stays near c
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_recall() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recall_bench", ROOT / "benchmarks" / "recall.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+from _scripts import load_benchmark
 
 
 @pytest.mark.slow
 def test_memory_recalls_beyond_the_window(capsys: pytest.CaptureFixture[str]) -> None:
-    recall = load_recall()
+    recall = load_benchmark("recall.py")
     gap = 20  # > attention reach: 1 layer x (window 4 - 1) = 3 tokens
     results = recall.main(
         [

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("flatness", ROOT / "benchmarks" / "flatness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _scripts import load_benchmark
 
 
 def test_flatness_reports_every_cell_and_round(capsys) -> None:
-    bench = _load()
+    bench = load_benchmark("flatness.py")
     tiny = ["--d-model", "16", "--heads", "2", "--head-dim", "8", "--hidden-mult", "2",
             "--chunk-size", "8"]
     # budget 0: the executor cell checkpoints and recomputes, the keep-all cell does not

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("memory_ab", ROOT / "benchmarks" / "memory_ab.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _scripts import ROOT, load_benchmark
 
 
 def test_paired_ab_against_head_times_the_same_function(capsys) -> None:
@@ -27,7 +16,7 @@ def test_paired_ab_against_head_times_the_same_function(capsys) -> None:
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True
     ).returncode:
         pytest.skip("needs the git repository")
-    ab = _load()
+    ab = load_benchmark("memory_ab.py")
     tiny = ["--d-model", "16", "--heads", "2", "--head-dim", "8", "--hidden-mult", "2",
             "--chunk-size", "8", "--seq-len", "24", "--batch", "2", "--warmup", "0"]
     result = ab.main(["--base", "HEAD", "--pairs", "3", *tiny])

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 import torch
-from _recipe_loader import load_recipe
+from _scripts import load_recipe
 
 from titans_ts.estimators import TitansDNALM
 

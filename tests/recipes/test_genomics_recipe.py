@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 import pytest
-from _recipe_loader import ROOT, load_recipe
+from _scripts import ROOT, load_recipe
 from sklearn.metrics import matthews_corrcoef
 
 from titans_ts.datasets.genomics import load_genomic_benchmark_test

@@ -16,7 +16,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from _recipe_loader import load_recipe
+from _scripts import load_recipe
 from numpy.lib.stride_tricks import sliding_window_view
 
 from titans_ts.baselines.linear import run_long_horizon_baselines
