@@ -37,7 +37,7 @@ from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import DEFAULT_CACHE_BUDGET_BYTES, chunked_run_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
-from _shape_args import add_shape_args, memory_config_kwargs  # noqa: E402
+from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  # noqa: E402
 
 CELLS = ("layer", "executor", "keep-all")
 
@@ -45,15 +45,9 @@ CELLS = ("layer", "executor", "keep-all")
 def _steps(layer: NeuralMemory, seq_len: int, budget: int) -> dict:
     """One zero-argument training step per cell at batch 1 and ``seq_len`` tokens."""
     config = layer.config
-    H, d = config.n_heads, config.head_dim
     x = torch.randn(1, seq_len, config.d_model)
-    leaf = lambda t: t.requires_grad_(True)  # noqa: E731
-    q, k = (leaf(torch.nn.functional.normalize(torch.randn(1, H, seq_len, d), dim=-1))
-            for _ in "qk")
-    v = leaf(torch.randn(1, H, seq_len, d))
-    gates = [leaf(init * torch.ones(1, H, seq_len))
-             for init in (config.theta_init, config.eta_init, config.alpha_init)]
-    weights = [leaf(w.detach().clone()) for w in layer.memory_weights]
+    inputs = executor_inputs(layer, 1, seq_len)
+    (q, k, v, *gates), weights = inputs[:6], inputs[6:]
 
     def executor(budget: int):
         def step() -> None:

@@ -32,7 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 from titans_ts.memory import MemoryConfig, NeuralMemory, run_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
-from _shape_args import add_shape_args, memory_config_kwargs  # noqa: E402
+from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  # noqa: E402
 
 GEMMS = ("aten::bmm", "aten::baddbmm_", "aten::baddbmm", "aten::mm", "aten::addmm")
 
@@ -86,14 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     def layer_step() -> None:
         layer(x)[0].square().mean().backward()
 
-    B, H, T, d = args.batch, args.heads, args.seq_len, args.head_dim
-    leaf = lambda t: t.requires_grad_(True)  # noqa: E731
-    q, k = (leaf(torch.nn.functional.normalize(torch.randn(B, H, T, d), dim=-1)) for _ in "qk")
-    v = leaf(torch.randn(B, H, T, d))
-    theta = leaf(config.theta_init * torch.ones(B, H, T))
-    eta = leaf(config.eta_init * torch.ones(B, H, T))
-    alpha = leaf(config.alpha_init * torch.ones(B, H, T))
-    weights = [leaf(w.detach().clone()) for w in layer.memory_weights]
+    B, T = args.batch, args.seq_len
+    q, k, v, theta, eta, alpha, *weights = executor_inputs(layer, B, T)
 
     def executor_step() -> None:
         y, _ = run_memory(
