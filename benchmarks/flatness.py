@@ -2,12 +2,16 @@
 
 Times one training step (forward, ``y.square().mean().backward()``) of
 
-* ``layer``: the whole ``NeuralMemory`` (projections, convolution, gates, executor);
+* ``layer``: the whole ``NeuralMemory`` (projections, convolution, gates, executor) at its
+  default ``backward_cache_mb`` (or ``--cache-budget-mb``);
+* ``layer-keep-all``: the same layer with ``backward_cache_mb=inf`` (what a user with the
+  memory to spare can set: no recomputation; 3.3 MiB per 64-token chunk and batch row
+  at the standard shape, ~1.7 GiB at T = 32k);
 * ``executor``: the chunked executor alone (:func:`titans_ts.memory.chunked.chunked_run_memory`
-  on inputs of the layer's shapes) at its default cache budget, past which the backward
-  recomputes chunks from sqrt checkpoints;
+  on inputs of the layer's shapes) at the same budget, past which the backward recomputes
+  chunks from sqrt checkpoints;
 * ``keep-all``: the executor with a cache budget large enough to keep every chunk
-  (no recomputation; memory grows with T by ~3.5 MB per chunk at the standard shape),
+  (no recomputation),
 
 at batch 1 for a short and a long ``T``, **interleaved round by round** so that slow phases
 of a shared machine hit every cell alike. Reports the median tokens/s of each cell over
@@ -34,16 +38,18 @@ from pathlib import Path
 import torch
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
-from titans_ts.memory.chunked import DEFAULT_CACHE_BUDGET_BYTES, chunked_run_memory
+from titans_ts.memory.chunked import chunked_run_memory
+from titans_ts.memory.spec import DEFAULT_BACKWARD_CACHE_MB
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
 from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  # noqa: E402
 
-CELLS = ("layer", "executor", "keep-all")
+CELLS = ("layer", "layer-keep-all", "executor", "keep-all")
 
 
-def _steps(layer: NeuralMemory, seq_len: int, budget: int) -> dict:
-    """One zero-argument training step per cell at batch 1 and ``seq_len`` tokens."""
+def _steps(layer: NeuralMemory, keep_all: NeuralMemory, seq_len: int, budget: int) -> dict:
+    """One zero-argument training step per cell at batch 1 and ``seq_len`` tokens
+    (``keep_all``: ``layer`` with ``backward_cache_mb=inf``)."""
     config = layer.config
     x = torch.randn(1, seq_len, config.d_model)
     inputs = executor_inputs(layer, 1, seq_len)
@@ -61,6 +67,7 @@ def _steps(layer: NeuralMemory, seq_len: int, budget: int) -> dict:
 
     return {
         "layer": lambda: layer(x)[0].square().mean().backward(),
+        "layer-keep-all": lambda: keep_all(x)[0].square().mean().backward(),
         "executor": executor(budget),
         "keep-all": executor(1 << 62),
     }
@@ -76,9 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma list of " + ",".join(CELLS))
     ap.add_argument(
-        "--cache-budget-mb", type=float, default=DEFAULT_CACHE_BUDGET_BYTES / 2**20,
-        help="the executor cell's cache budget in MiB (default: the executor's, %(default)g; "
-        "0 = always checkpoint and recompute)",
+        "--cache-budget-mb", type=float, default=DEFAULT_BACKWARD_CACHE_MB,
+        help="the layer and executor cells' cache budget in MiB (default: the layer's "
+        "backward_cache_mb, %(default)g; 0 = always checkpoint and recompute)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     add_shape_args(ap)
@@ -89,10 +96,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    layer = NeuralMemory(MemoryConfig(**memory_config_kwargs(args)))
+    config = MemoryConfig(**memory_config_kwargs(args), backward_cache_mb=args.cache_budget_mb)
+    layer = NeuralMemory(config)
+    keep_all = NeuralMemory(config.replace(backward_cache_mb=float("inf")))
+    keep_all.load_state_dict(layer.state_dict())
     lengths = (args.short, args.long)
-    budget = int(args.cache_budget_mb * 2**20)
-    steps = {T: _steps(layer, T, budget) for T in lengths}
+    steps = {T: _steps(layer, keep_all, T, config.backward_cache_bytes) for T in lengths}
     rates: dict[tuple[str, int], list[float]] = {(c, T): [] for c in cells for T in lengths}
     for T in lengths:  # warm-up: kernels built, allocator primed
         for c in cells:
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         ratios = [b / a for a, b in zip(rates[(c, args.short)], rates[(c, args.long)])]
         result[c] = {"short_tokens_per_s": short, "long_tokens_per_s": long,
                      "ratio_of_medians": long / short, "round_ratios": ratios}
-        print(f"  {c:<9} T={args.short}: {short:>8,.0f}   T={args.long}: {long:>8,.0f}"
+        print(f"  {c:<14} T={args.short}: {short:>8,.0f}   T={args.long}: {long:>8,.0f}"
               f"   ratio {long / short:.2f} (rounds: "
               + ", ".join(f"{x:.2f}" for x in ratios) + ")")
     if args.json:

@@ -11,7 +11,7 @@ def test_flatness_reports_every_cell_and_round(capsys) -> None:
     bench = load_benchmark("flatness.py")
     tiny = ["--d-model", "16", "--heads", "2", "--head-dim", "8", "--hidden-mult", "2",
             "--chunk-size", "8"]
-    # budget 0: the executor cell checkpoints and recomputes, the keep-all cell does not
+    # budget 0: the layer and executor cells checkpoint and recompute, the keep-all ones do not
     result = bench.main(["--short", "16", "--long", "48", "--rounds", "2", "--repeats", "1",
                          "--cache-budget-mb", "0", "--json", *tiny])
     assert (result["short"], result["long"], result["rounds"]) == (16, 48, 2)

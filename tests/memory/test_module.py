@@ -107,6 +107,9 @@ def test_float32_layer_returns_float32():
         (dict(d_model=16, executor="cuda"), "executor"),
         (dict(d_model=16, eta_init=1.0), "eta_init"),
         (dict(d_model=16, theta_init=0.5), "theta_init"),
+        (dict(d_model=16, backward_cache_mb=-1), "backward_cache_mb"),
+        (dict(d_model=16, backward_cache_mb="512"), "backward_cache_mb"),
+        (dict(d_model=16, backward_cache_mb=float("nan")), "backward_cache_mb"),
     ],
 )
 def test_config_errors_name_the_field(kwargs, match):
@@ -142,6 +145,8 @@ def test_run_memory_argument_errors():
         run_memory(q.long(), q, q, g, g, g, w, chunk_size=2)
     with pytest.raises(ValueError, match="executor"):
         run_memory(q, q, q, g, g, g, w, chunk_size=2, executor="fast")
+    with pytest.raises(ValueError, match="cache_budget_bytes"):
+        run_memory(q, q, q, g, g, g, w, chunk_size=2, cache_budget_bytes=-1)
     _, st = run_memory(q, q, q, g, g, g, w, chunk_size=2)
     with pytest.raises(ValueError, match="batch size"):
         run_memory(q.expand(2, -1, -1, -1), q.expand(2, -1, -1, -1), q.expand(2, -1, -1, -1),
@@ -175,3 +180,26 @@ def test_causal_depthwise_conv_matches_conv1d_and_gradcheck():
     assert torch.autograd.gradcheck(
         lambda u, w, b, c: causal_depthwise_conv(u, w, b, c)[0], (u, w, b, cache)
     )
+
+
+def test_backward_cache_mb_trades_recomputation_for_memory_not_results():
+    """The layer's budget reaches the executor: 0 recomputes every chunk in the backward (more
+    matmul FLOPs), inf keeps them; outputs and every gradient are identical."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    assert MemoryConfig(d_model=16, backward_cache_mb=float("inf")).backward_cache_bytes >= 2**60
+    assert MemoryConfig(d_model=16, backward_cache_mb=1.5).backward_cache_bytes == 3 * 2**19
+    x = torch.randn(2, 40, 16, dtype=torch.float64)
+    results = []
+    for mb in (float("inf"), 0):
+        layer = _layer(backward_cache_mb=mb)
+        y, _ = layer(x)
+        with FlopCounterMode(display=False) as counter:
+            y.square().sum().backward()
+        grads = [p.grad.clone() for p in layer.parameters()]
+        results.append((y.detach(), grads, counter.get_total_flops()))
+    (y_keep, g_keep, flops_keep), (y_rec, g_rec, flops_rec) = results
+    assert torch.equal(y_keep, y_rec)
+    for a, b in zip(g_keep, g_rec):
+        assert torch.equal(a, b)
+    assert flops_rec > 1.1 * flops_keep

@@ -39,7 +39,7 @@ import torch
 from . import cpu_kernels
 from .activations import activation as activation_fn
 from .activations import activation_backward, activation_second_derivative
-from .spec import MemoryRunState
+from .spec import DEFAULT_BACKWARD_CACHE_MB, MemoryRunState, mib_to_budget_bytes
 
 Tensor = torch.Tensor
 
@@ -52,8 +52,9 @@ __all__ = [
 ]
 
 #: Bytes of chunk states + intermediates kept between forward and backward before the
-#: executor switches to sqrt checkpointing with recomputation.
-DEFAULT_CACHE_BUDGET_BYTES = 512 * 2**20
+#: executor switches to sqrt checkpointing with recomputation
+#: (:attr:`~titans_ts.memory.MemoryConfig.backward_cache_mb`).
+DEFAULT_CACHE_BUDGET_BYTES = mib_to_budget_bytes(DEFAULT_BACKWARD_CACHE_MB)
 
 
 # ----------------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class NeuralMemory(nn.Module):
             q, k, v, theta, eta, alpha, list(self.memory_weights),
             chunk_size=c.chunk_size, activation=c.activation, residual=c.residual,
             state=None if state is None else state.run, executor=c.executor,
-            max_grad_norm=c.max_grad_norm,
+            max_grad_norm=c.max_grad_norm, cache_budget_bytes=c.backward_cache_bytes,
         )
         new_state = NeuralMemoryState(
             run=run_state,

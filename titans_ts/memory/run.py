@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from .chunked import chunked_run_memory
+from .chunked import DEFAULT_CACHE_BUDGET_BYTES, chunked_run_memory
 from .reference import naive_run_memory
 from .spec import ACTIVATIONS, EXECUTORS, MemoryRunState
 
@@ -131,6 +131,7 @@ def run_memory(
     state: MemoryRunState | None = None,
     executor: str = "chunked",
     max_grad_norm: float | None = None,
+    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
 ) -> tuple[Tensor, MemoryRunState]:
     """Run the neural long-term memory over a stream (contract: :mod:`titans_ts.memory.spec`).
 
@@ -146,12 +147,23 @@ def run_memory(
         max_grad_norm: ``tau``; when set, every token's inner gradient is rescaled to
             ``u_t * min(1, tau / ||u_t||)`` (norm over all layers), differentiably. ``None``
             (default here) leaves the contract's plain gradient.
+        cache_budget_bytes: the chunked executor's training pass keeps every chunk's
+            intermediates for the backward while they fit in this many bytes, else sqrt
+            checkpoints and recomputation (same results; see
+            :attr:`MemoryConfig.backward_cache_mb`). Other executors ignore it.
 
     Returns:
         ``(y, state)``: ``y`` (B, H, T, d) in ``q``'s dtype, where ``y_t = f(q_t; W_t)``
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
+    if (
+        not isinstance(cache_budget_bytes, int) or isinstance(cache_budget_bytes, bool)
+        or cache_budget_bytes < 0
+    ):
+        raise ValueError(
+            f"cache_budget_bytes must be an integer >= 0, got {cache_budget_bytes!r}"
+        )
     name, _ = select_executor(executor, q, list(weights), chunk_size)
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]
@@ -183,7 +195,9 @@ def run_memory(
     if name == "reference":
         y, new_state = naive_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
     elif name == "chunked":
-        y, new_state = chunked_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
+        y, new_state = chunked_run_memory(
+            *args, ws, **kwargs, max_grad_norm=tau, cache_budget_bytes=cache_budget_bytes
+        )
     else:
         from .triton import SharedMemoryError, triton_run_memory
 
@@ -195,5 +209,7 @@ def run_memory(
             if executor != "auto":
                 raise
             warnings.warn(f"executor='auto' runs 'chunked': {exc}", RuntimeWarning, stacklevel=2)
-            y, new_state = chunked_run_memory(*args, ws, **kwargs, max_grad_norm=tau)
+            y, new_state = chunked_run_memory(
+                *args, ws, **kwargs, max_grad_norm=tau, cache_budget_bytes=cache_budget_bytes
+            )
     return y.to(out_dtype), new_state

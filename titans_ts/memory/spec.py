@@ -65,10 +65,20 @@ import torch
 
 __all__ = [
     "ACTIVATIONS",
+    "DEFAULT_BACKWARD_CACHE_MB",
     "EXECUTORS",
     "MemoryConfig",
     "MemoryRunState",
 ]
+
+#: Default :attr:`MemoryConfig.backward_cache_mb` (MiB).
+DEFAULT_BACKWARD_CACHE_MB = 512.0
+_MAX_BUDGET_BYTES = 1 << 62  # "keep everything"
+
+
+def mib_to_budget_bytes(mb: float) -> int:
+    """MiB (``float("inf")`` allowed) as the chunked executor's integer byte budget."""
+    return _MAX_BUDGET_BYTES if mb * 2**20 >= _MAX_BUDGET_BYTES else int(mb * 2**20)
 
 #: Activations understood by every executor (each has closed-form first/second derivatives).
 ACTIVATIONS: tuple[str, ...] = ("gelu", "silu", "tanh", "relu")
@@ -100,6 +110,18 @@ class MemoryConfig:
         max_grad_norm: ``tau`` of the per-token inner-gradient clipping (see the module
             docstring); ``None`` runs the unclipped contract.
         executor: "chunked" (default), "reference", "triton" or "auto".
+        backward_cache_mb: MiB of per-chunk intermediates (boundary weights and momentum
+            plus what each chunk's backward reads) the chunked executor may keep from the
+            forward pass for training. When a stream's chunks need more, it keeps every
+            ``sqrt(#chunks)``-th boundary state instead and the backward recomputes the
+            chunks group by group: memory ``O(sqrt(T))`` chunk states instead of ``O(T)``,
+            for ~28 % more matmul FLOPs in a forward+backward step of the layer. At the
+            standard shape (d_model 256, 4 heads of 64, depth 2, chunk 64) a chunk takes 3.3
+            MiB per batch row, so the default keeps everything up to ~9.8k tokens per row
+            and T = 32k at batch 1 needs ~1,700 MiB to keep everything. ``float("inf")``
+            always keeps everything (fastest; memory linear in T), 0 always recomputes
+            (least memory). Only the chunked executor's training pass reads it; the
+            results are identical either way.
     """
 
     d_model: int
@@ -117,6 +139,7 @@ class MemoryConfig:
     alpha_init: float = 0.001
     max_grad_norm: float | None = 1.0
     executor: Literal["reference", "chunked", "triton", "auto"] = "chunked"
+    backward_cache_mb: float = DEFAULT_BACKWARD_CACHE_MB
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, want: str) -> ValueError:
@@ -150,6 +173,14 @@ class MemoryConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise bad(name, value, "a float in (0, 1)")
+        budget = self.backward_cache_mb
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
+            raise bad("backward_cache_mb", budget, "a number of MiB >= 0 (float('inf') keeps all)")
+
+    @property
+    def backward_cache_bytes(self) -> int:
+        """``backward_cache_mb`` in bytes, as the chunked executor takes it."""
+        return mib_to_budget_bytes(self.backward_cache_mb)
 
     @property
     def dim_head(self) -> int:
