@@ -15,7 +15,10 @@ Times one training step (forward, ``y.square().mean().backward()``) of
 
 at batch 1 for a short and a long ``T``, **interleaved round by round** so that slow phases
 of a shared machine hit every cell alike. Reports the median tokens/s of each cell over
-rounds and each row's long-over-short ratio (1.0 = flat)::
+rounds and each row's long-over-short ratio (1.0 = flat), and beside it the matmul FLOPs
+per token of one step at each length (counted by ``torch.utils.flop_counter`` during the
+warm-up, so free of timing noise) and their short-over-long ratio: the flatness a cell would
+have if time were proportional to matmul work::
 
     python benchmarks/flatness.py                                    # 2048 vs 32768, 3 rounds
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 \\
@@ -36,6 +39,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import chunked_run_memory
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--short", type=int, default=2048, help="short T (tokens)")
     ap.add_argument("--long", type=int, default=32768, help="long T (tokens)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds (0: count FLOPs only)")
     ap.add_argument("--repeats", type=int, default=2, help="timed steps per cell and round "
                     "(the short T gets long // short times as many)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -103,9 +107,12 @@ def main(argv: list[str] | None = None) -> dict:
     lengths = (args.short, args.long)
     steps = {T: _steps(layer, keep_all, T, config.backward_cache_bytes) for T in lengths}
     rates: dict[tuple[str, int], list[float]] = {(c, T): [] for c in cells for T in lengths}
-    for T in lengths:  # warm-up: kernels built, allocator primed
+    flops: dict[tuple[str, int], float] = {}
+    for T in lengths:  # warm-up (kernels built, allocator primed), counting matmul FLOPs
         for c in cells:
-            steps[T][c]()
+            with FlopCounterMode(display=False) as counter:
+                steps[T][c]()
+            flops[(c, T)] = counter.get_total_flops() / T
     for r in range(args.rounds):
         for c in cells:
             for T in lengths:
@@ -122,17 +129,29 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"short": args.short, "long": args.long, "rounds": args.rounds,
               "threads": torch.get_num_threads(),
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    print(f"tokens/s, median of {args.rounds} rounds, batch 1 "
-          f"({torch.get_num_threads()} threads):")
+    if args.rounds:
+        print(f"tokens/s, median of {args.rounds} rounds, batch 1 "
+              f"({torch.get_num_threads()} threads):")
     for c in cells:
+        f_short, f_long = flops[(c, args.short)], flops[(c, args.long)]
+        result[c] = {"short_flops_per_token": f_short, "long_flops_per_token": f_long,
+                     "flop_ratio": f_short / f_long}
+        if not args.rounds:
+            continue
         short = statistics.median(rates[(c, args.short)])
         long = statistics.median(rates[(c, args.long)])
         ratios = [b / a for a, b in zip(rates[(c, args.short)], rates[(c, args.long)])]
-        result[c] = {"short_tokens_per_s": short, "long_tokens_per_s": long,
-                     "ratio_of_medians": long / short, "round_ratios": ratios}
+        result[c].update(short_tokens_per_s=short, long_tokens_per_s=long,
+                         ratio_of_medians=long / short, round_ratios=ratios)
         print(f"  {c:<14} T={args.short}: {short:>8,.0f}   T={args.long}: {long:>8,.0f}"
               f"   ratio {long / short:.2f} (rounds: "
               + ", ".join(f"{x:.2f}" for x in ratios) + ")")
+    print("matmul MFLOP per token of one step (torch.utils.flop_counter), short-over-long:")
+    for c in cells:
+        row = result[c]
+        print(f"  {c:<14} T={args.short}: {row['short_flops_per_token'] / 1e6:>8.3f}"
+              f"   T={args.long}: {row['long_flops_per_token'] / 1e6:>8.3f}"
+              f"   ratio {row['flop_ratio']:.2f}")
     if args.json:
         print(json.dumps(result))
     return result

@@ -26,6 +26,7 @@ import torch
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import forward_flops
+from titans_ts.memory.spec import DEFAULT_BACKWARD_CACHE_MB
 
 
 def layer_forward_flops(config: MemoryConfig, batch: int, seq_len: int) -> int:
@@ -76,6 +77,7 @@ def measure(args: argparse.Namespace) -> dict:
     config = MemoryConfig(
         d_model=args.d_model, n_heads=args.heads, head_dim=args.head_dim, depth=args.depth,
         hidden_mult=args.mult, chunk_size=args.chunk, executor=args.executor,
+        backward_cache_mb=args.backward_cache_mb,
     )
     layer = NeuralMemory(config).to(device=args.device, dtype=dtype)
     x = torch.randn(args.batch, args.seq_len, args.d_model, device=args.device, dtype=dtype)
@@ -129,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--executor", default="chunked", choices=["chunked", "triton", "auto", "reference"]
+    )
+    p.add_argument(
+        "--backward-cache-mb", type=float, default=DEFAULT_BACKWARD_CACHE_MB,
+        help="MemoryConfig.backward_cache_mb: MiB of chunk intermediates kept for the backward "
+        "before it recomputes (default %(default)g; inf = keep all, 0 = always recompute)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
