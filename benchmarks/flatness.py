@@ -43,7 +43,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import chunked_run_memory
-from titans_ts.memory.spec import DEFAULT_BACKWARD_CACHE_MB
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
 from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  # noqa: E402
@@ -51,7 +50,9 @@ from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  #
 CELLS = ("layer", "layer-keep-all", "executor", "keep-all")
 
 
-def _steps(layer: NeuralMemory, keep_all: NeuralMemory, seq_len: int, budget: int) -> dict:
+def _steps(
+    layer: NeuralMemory, keep_all: NeuralMemory, seq_len: int, budget: int | None
+) -> dict:
     """One zero-argument training step per cell at batch 1 and ``seq_len`` tokens
     (``keep_all``: ``layer`` with ``backward_cache_mb=inf``)."""
     config = layer.config
@@ -59,7 +60,7 @@ def _steps(layer: NeuralMemory, keep_all: NeuralMemory, seq_len: int, budget: in
     inputs = executor_inputs(layer, 1, seq_len)
     (q, k, v, *gates), weights = inputs[:6], inputs[6:]
 
-    def executor(budget: int):
+    def executor(budget: int | None):
         def step() -> None:
             y, _ = chunked_run_memory(
                 q, k, v, *gates, weights, chunk_size=config.chunk_size,
@@ -87,9 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma list of " + ",".join(CELLS))
     ap.add_argument(
-        "--cache-budget-mb", type=float, default=DEFAULT_BACKWARD_CACHE_MB,
-        help="the layer and executor cells' cache budget in MiB (default: the layer's "
-        "backward_cache_mb, %(default)g; 0 = always checkpoint and recompute)",
+        "--cache-budget-mb", type=float, default=None,
+        help="the layer and executor cells' backward_cache_mb (default: None, the layer's "
+        "memory-lean default; a number fills that many MiB; 0 = always recompute)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     add_shape_args(ap)

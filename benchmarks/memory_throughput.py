@@ -26,7 +26,6 @@ import torch
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import forward_flops
-from titans_ts.memory.spec import DEFAULT_BACKWARD_CACHE_MB
 
 
 def layer_forward_flops(config: MemoryConfig, batch: int, seq_len: int) -> int:
@@ -133,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         "--executor", default="chunked", choices=["chunked", "triton", "auto", "reference"]
     )
     p.add_argument(
-        "--backward-cache-mb", type=float, default=DEFAULT_BACKWARD_CACHE_MB,
-        help="MemoryConfig.backward_cache_mb: MiB of chunk intermediates kept for the backward "
-        "before it recomputes (default %(default)g; inf = keep all, 0 = always recompute)",
+        "--backward-cache-mb", type=float, default=None,
+        help="MemoryConfig.backward_cache_mb: MiB of chunk intermediates the training pass may "
+        "keep instead of recomputing (default: None, the memory-lean default; inf = keep all, "
+        "0 = always recompute)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)

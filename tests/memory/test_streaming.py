@@ -165,3 +165,54 @@ def test_checkpointed_backward_equals_kept_intermediates(T, chunk):
     assert_close("y", results[1][0], y_ref, 1e-10)
     for a, b in zip(results[1][1], grads(p, y_ref, s_ref)):
         assert_close("grad", a, b, 1e-10)
+
+
+def test_keep_plan_fills_the_budget_with_the_last_chunks():
+    from titans_ts.memory.chunked import _keep_plan
+
+    # 100 chunks of 10 bytes (2 of them boundary state): the 11 checkpoints' reserve (22
+    # bytes) comes off first; the last 47 chunks fit what is left of 500 bytes
+    assert _keep_plan(100, 10, 2, 500) == (53, 7)
+    assert _keep_plan(100, 10, 2, 0) == (100, 10)  # nothing kept: plain sqrt checkpoints
+    assert _keep_plan(100, 10, 2, 10**6)[0] == 1  # never all: the caller keeps all itself
+
+
+def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatch):
+    """Budgets between 0 and 'everything' keep the last chunks and recompute the others:
+    matmul work strictly in between, outputs and gradients bit-identical. The default
+    (``None``) keeps all or nothing."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from titans_ts.memory import chunked
+    from titans_ts.memory.chunked import _chunk_forward, _pack, chunked_run_memory
+
+    p = make_problem(T=61, depth=2, seed=2)
+    chunk = 4
+    G = p.q.shape[0] * p.q.shape[1]
+    flat = [x.detach().reshape(G, *x.shape[2:])[:, :chunk] for x in (p.q, p.k, p.v)]
+    gates = [x.detach().reshape(G, -1)[:, :chunk] for x in (p.theta, p.eta, p.alpha)]
+    Ws = [w.detach().unsqueeze(0).expand(p.q.shape[0], *w.shape).reshape(G, *w.shape[1:])
+          for w in p.weights]
+    WS = [_pack(w, torch.zeros_like(w)) for w in Ws]
+    _, _, cache = _chunk_forward(Ws, WS, *flat, *gates, "gelu", False, keep=True)
+    per_chunk = cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
+    n_chunks = -(-61 // chunk)
+    runs = {}
+    third = per_chunk * n_chunks // 3
+    monkeypatch.setattr(chunked, "DEFAULT_CACHE_BUDGET_BYTES", third)
+    for name, budget in [("all", 1 << 40), ("none", 0), ("third", third),
+                         ("most", per_chunk * (n_chunks - 2)), ("default", None)]:
+        y, st = chunked_run_memory(
+            p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights, chunk_size=chunk,
+            cache_budget_bytes=budget,
+        )
+        with FlopCounterMode(display=False) as counter:
+            g = grads(p, y, st)
+        runs[name] = (y.detach(), g, counter.get_total_flops())
+    for name in ("none", "third", "most", "default"):
+        assert torch.equal(runs[name][0], runs["all"][0])
+        for a, b in zip(runs[name][1], runs["all"][1]):
+            assert torch.equal(a, b)
+    flops = {name: r[2] for name, r in runs.items()}
+    assert flops["all"] < flops["most"] < flops["third"] < flops["none"], flops
+    assert flops["default"] == flops["none"]  # over the default threshold: recompute all

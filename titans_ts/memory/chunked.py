@@ -51,9 +51,9 @@ __all__ = [
     "forward_flops",
 ]
 
-#: Bytes of chunk states + intermediates kept between forward and backward before the
-#: executor switches to sqrt checkpointing with recomputation
-#: (:attr:`~titans_ts.memory.MemoryConfig.backward_cache_mb`).
+#: Bytes of chunk states + intermediates the default policy keeps between forward and
+#: backward before it switches to sqrt checkpointing with recomputation of every chunk
+#: (:attr:`~titans_ts.memory.MemoryConfig.backward_cache_mb` ``None``).
 DEFAULT_CACHE_BUDGET_BYTES = mib_to_budget_bytes(DEFAULT_BACKWARD_CACHE_MB)
 
 
@@ -486,44 +486,64 @@ def chunk_bounds(position: int, T: int, chunk_size: int) -> list[tuple[int, int]
     return bounds
 
 
+def _keep_plan(n_chunks: int, per_chunk: int, state_bytes: int, budget: int) -> tuple[int, int]:
+    """Which chunks a training forward keeps when all of them do not fit ``budget`` bytes.
+
+    Returns ``(keep_from, interval)``: chunks ``j >= keep_from`` keep their intermediates and
+    boundary state (``per_chunk`` bytes each); the chunks before keep only every
+    ``interval``-th boundary state (``state_bytes`` each, ``interval ~ sqrt(keep_from)``) and
+    are recomputed group by group in the backward. The kept chunks are the last ones: the
+    backward reaches them first and frees them before it recomputes anything.
+    """
+    reserve = (math.isqrt(n_chunks) + 1) * state_bytes  # the checkpoints of the rest
+    kept = min(n_chunks - 1, max(0, (budget - reserve) // max(1, per_chunk)))
+    keep_from = n_chunks - kept
+    return keep_from, max(1, math.isqrt(keep_from))
+
+
 class _ChunkedMemoryFunction(torch.autograd.Function):
     """Autograd wrapper with a hand-written backward and bounded saved memory.
 
     While the boundary states and intermediates of every chunk fit ``budget`` bytes they are
-    all kept from the forward pass (no recomputation). Beyond that, only every ``k``-th
-    boundary state is kept (``k ~ sqrt(#chunks)``), and the backward recomputes one group
-    of ``k`` chunks at a time from its checkpoint: memory ``O(sqrt(#chunks))`` chunk states
-    instead of ``O(#chunks)``, for one extra forward pass.
+    all kept from the forward pass (no recomputation). Beyond that, with ``fill`` the last
+    chunks keep theirs as far as the budget goes (without, none do), and of the chunks
+    before only every ``k``-th boundary state is kept (``k ~ sqrt(#chunks)``); the backward
+    recomputes those one group of ``k`` chunks at a time from its checkpoint: memory
+    ``O(sqrt(#chunks))`` chunk states (plus the budget with ``fill``), for at most one extra
+    forward pass (over the chunks not kept).
     """
 
     @staticmethod
     def forward(ctx, meta, q, k, v, theta, eta, alpha, *flat):  # type: ignore[override]
-        L, act, residual, bounds, has_wg, wides, budget, store, tau = meta
+        L, act, residual, bounds, has_wg, wides, (budget, fill), store, tau = meta
         step_forward, _ = _step_functions(q.device)
         WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         n_chunks = len(bounds)
-        keep_all = store and budget > 0
-        interval = 1 if keep_all else max(1, math.isqrt(n_chunks))
+        measure = store and budget > 0  # keep chunk 0, measure it, then plan
+        keep_from = 0 if measure else n_chunks  # chunks j >= keep_from keep their cache
+        interval = 1 if measure else max(1, math.isqrt(n_chunks))
         checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
         caches: dict[int, Any] = {}
         ys = []
         wg: list[Tensor] = []
         for j, (s, e) in enumerate(bounds):
             Wg = Wg0 if (j == 0 and Wg0 is not None) else None
-            if store and j % interval == 0:
+            if store and (j >= keep_from or j % interval == 0):
                 checkpoints[j] = (Wg, WS)
             wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
             y, WS_next, cache = step_forward(
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
-                alpha[:, s:e], act, residual, keep=keep_all, tau=tau,
+                alpha[:, s:e], act, residual, keep=j >= keep_from, tau=tau,
             )
-            if keep_all and j == 0:
-                per_chunk = cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
-                if per_chunk * n_chunks > budget:  # switch to sqrt checkpointing
-                    keep_all, cache = False, None
-                    interval = max(1, math.isqrt(n_chunks))
-            if keep_all:
+            if measure and j == 0:
+                state_bytes = sum(x.numel() * x.element_size() for x in WS)
+                per_chunk = cache.nbytes() + state_bytes
+                if per_chunk * n_chunks > budget and fill:  # keep what fits, recompute the rest
+                    keep_from, interval = _keep_plan(n_chunks, per_chunk, state_bytes, budget)
+                elif per_chunk * n_chunks > budget:  # recompute everything
+                    keep_from, interval = n_chunks, max(1, math.isqrt(n_chunks))
+            if j >= keep_from:
                 caches[j] = cache
             ys.append(y)
             WS = WS_next
@@ -623,14 +643,17 @@ def chunked_run_memory(
     residual: bool = False,
     state: MemoryRunState | None = None,
     max_grad_norm: float | None = None,
-    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
+    cache_budget_bytes: int | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """Chunked executor. Same arguments and result as :func:`titans_ts.memory.run_memory`.
 
     ``cache_budget_bytes``: when autograd needs a backward and the boundary states plus
     intermediates of all chunks fit in this many bytes, they are kept from the forward pass;
-    otherwise only every ``sqrt(#chunks)``-th boundary state is kept and the backward
-    recomputes chunks group by group (0 = always checkpoint, minimal memory).
+    otherwise the last chunks keep theirs up to this many bytes, only every
+    ``sqrt(#chunks)``-th boundary state of the others is kept, and the backward recomputes
+    those group by group (0 = always checkpoint, minimal memory). ``None``: all chunks'
+    within :data:`DEFAULT_CACHE_BUDGET_BYTES`, else none
+    (:attr:`~titans_ts.memory.MemoryConfig.backward_cache_mb`).
 
     Expects validated inputs already in the compute dtype (the public entry does that).
     """
@@ -649,7 +672,11 @@ def chunked_run_memory(
     needs_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (q, k, v, theta, eta, alpha, *W, *S, *(Wg or []))
     )
-    meta = (L, activation, residual, bounds, Wg is not None, wides, cache_budget_bytes,
+    budget = (
+        (DEFAULT_CACHE_BUDGET_BYTES, False) if cache_budget_bytes is None
+        else (cache_budget_bytes, True)
+    )
+    meta = (L, activation, residual, bounds, Wg is not None, wides, budget,
             needs_grad, max_grad_norm)
     ins = W + S + (Wg if Wg is not None else [])
     outs = _ChunkedMemoryFunction.apply(meta, *tensors, *ins)

@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from .chunked import DEFAULT_CACHE_BUDGET_BYTES, chunked_run_memory
+from .chunked import chunked_run_memory
 from .reference import naive_run_memory
 from .spec import ACTIVATIONS, EXECUTORS, MemoryRunState
 
@@ -131,7 +131,7 @@ def run_memory(
     state: MemoryRunState | None = None,
     executor: str = "chunked",
     max_grad_norm: float | None = None,
-    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
+    cache_budget_bytes: int | None = None,
 ) -> tuple[Tensor, MemoryRunState]:
     """Run the neural long-term memory over a stream (contract: :mod:`titans_ts.memory.spec`).
 
@@ -147,22 +147,23 @@ def run_memory(
         max_grad_norm: ``tau``; when set, every token's inner gradient is rescaled to
             ``u_t * min(1, tau / ||u_t||)`` (norm over all layers), differentiably. ``None``
             (default here) leaves the contract's plain gradient.
-        cache_budget_bytes: the chunked executor's training pass keeps every chunk's
-            intermediates for the backward while they fit in this many bytes, else sqrt
-            checkpoints and recomputation (same results; see
-            :attr:`MemoryConfig.backward_cache_mb`). Other executors ignore it.
+        cache_budget_bytes: bytes the chunked executor's training pass may keep for the
+            backward instead of recomputing (every chunk's intermediates when they fit,
+            else the last chunks'); ``None``: every chunk's within 512 MiB, else none
+            (same results either way; see :attr:`MemoryConfig.backward_cache_mb`). Other
+            executors ignore it.
 
     Returns:
         ``(y, state)``: ``y`` (B, H, T, d) in ``q``'s dtype, where ``y_t = f(q_t; W_t)``
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
-    if (
+    if cache_budget_bytes is not None and (
         not isinstance(cache_budget_bytes, int) or isinstance(cache_budget_bytes, bool)
         or cache_budget_bytes < 0
     ):
         raise ValueError(
-            f"cache_budget_bytes must be an integer >= 0, got {cache_budget_bytes!r}"
+            f"cache_budget_bytes must be None or an integer >= 0, got {cache_budget_bytes!r}"
         )
     name, _ = select_executor(executor, q, list(weights), chunk_size)
     out_dtype = q.dtype

@@ -71,7 +71,8 @@ __all__ = [
     "MemoryRunState",
 ]
 
-#: Default :attr:`MemoryConfig.backward_cache_mb` (MiB).
+#: MiB under which the default policy (``MemoryConfig.backward_cache_mb=None``) keeps
+#: every chunk's intermediates for the backward.
 DEFAULT_BACKWARD_CACHE_MB = 512.0
 _MAX_BUDGET_BYTES = 1 << 62  # "keep everything"
 
@@ -110,18 +111,20 @@ class MemoryConfig:
         max_grad_norm: ``tau`` of the per-token inner-gradient clipping (see the module
             docstring); ``None`` runs the unclipped contract.
         executor: "chunked" (default), "reference", "triton" or "auto".
-        backward_cache_mb: MiB of per-chunk intermediates (boundary weights and momentum
-            plus what each chunk's backward reads) the chunked executor may keep from the
-            forward pass for training. When a stream's chunks need more, it keeps every
-            ``sqrt(#chunks)``-th boundary state instead and the backward recomputes the
-            chunks group by group: memory ``O(sqrt(T))`` chunk states instead of ``O(T)``,
-            for ~28 % more matmul FLOPs in a forward+backward step of the layer. At the
-            standard shape (d_model 256, 4 heads of 64, depth 2, chunk 64) a chunk takes 3.3
-            MiB per batch row, so the default keeps everything up to ~9.8k tokens per row
-            and T = 32k at batch 1 needs ~1,700 MiB to keep everything. ``float("inf")``
-            always keeps everything (fastest; memory linear in T), 0 always recomputes
-            (least memory). Only the chunked executor's training pass reads it; the
-            results are identical either way.
+        backward_cache_mb: memory (MiB) the chunked executor's training pass may spend on
+            keeping chunks' intermediates (boundary weights and momentum plus what each
+            chunk's backward reads) instead of recomputing them in the backward. ``None``
+            (default, the memory-lean policy): keep every chunk's while all of them fit in
+            512 MiB, else keep only every ``sqrt(#chunks)``-th boundary state and recompute
+            every chunk, group by group (memory ``O(sqrt(T))`` chunk states). A number:
+            keep every chunk's when they fit, else the last chunks' up to that budget, and
+            recompute only the others. Recomputing everything costs ~28 % more matmul FLOPs
+            in a forward+backward step of the layer. At the standard shape (d_model 256, 4
+            heads of 64, depth 2, chunk 64) a chunk takes 3.3 MiB per batch row: the default
+            keeps everything up to ~9.8k tokens per row, and T = 32k at batch 1 needs
+            ~1,700 MiB (peak RSS 2.75 GB against 1.02 GB recomputing everything).
+            ``float("inf")`` keeps everything (fastest; memory linear in T), 0 recomputes
+            everything. Other executors ignore it; results are identical either way.
     """
 
     d_model: int
@@ -139,7 +142,7 @@ class MemoryConfig:
     alpha_init: float = 0.001
     max_grad_norm: float | None = 1.0
     executor: Literal["reference", "chunked", "triton", "auto"] = "chunked"
-    backward_cache_mb: float = DEFAULT_BACKWARD_CACHE_MB
+    backward_cache_mb: float | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, want: str) -> ValueError:
@@ -174,13 +177,17 @@ class MemoryConfig:
             if not 0 < value < 1:
                 raise bad(name, value, "a float in (0, 1)")
         budget = self.backward_cache_mb
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
-            raise bad("backward_cache_mb", budget, "a number of MiB >= 0 (float('inf') keeps all)")
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
+        ):
+            raise bad("backward_cache_mb", budget,
+                      "None or a number of MiB >= 0 (float('inf') keeps everything)")
 
     @property
-    def backward_cache_bytes(self) -> int:
-        """``backward_cache_mb`` in bytes, as the chunked executor takes it."""
-        return mib_to_budget_bytes(self.backward_cache_mb)
+    def backward_cache_bytes(self) -> int | None:
+        """``backward_cache_mb`` in bytes as the chunked executor takes it (None: default)."""
+        mb = self.backward_cache_mb
+        return None if mb is None else mib_to_budget_bytes(mb)
 
     @property
     def dim_head(self) -> int:
