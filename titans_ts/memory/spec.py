@@ -123,7 +123,9 @@ class MemoryConfig:
             heads of 64, depth 2, chunk 64) a chunk takes 3.3 MiB per batch row: the default
             keeps everything up to ~9.8k tokens per row, and T = 32k at batch 1 needs
             ~1,700 MiB (peak RSS 2.75 GB against 1.02 GB recomputing everything).
-            ``float("inf")`` keeps everything (fastest; memory linear in T), 0 recomputes
+            ``float("inf")`` keeps everything (fewest FLOPs, memory linear in T; faster only
+            where freed memory is reused, e.g. glibc with ``MALLOC_MMAP_MAX_=0``: at 32k on
+            default glibc the fresh pages made it slower than recomputing), 0 recomputes
             everything. Other executors ignore it; results are identical either way.
     """
 
