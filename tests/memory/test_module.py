@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,6 +148,9 @@ def test_run_memory_argument_errors():
         run_memory(q, q, q, g, g, g, w, chunk_size=2, executor="fast")
     with pytest.raises(ValueError, match="cache_budget_bytes"):
         run_memory(q, q, q, g, g, g, w, chunk_size=2, cache_budget_bytes=-1)
+    with pytest.raises(ValueError, match="cache_budget_bytes"):
+        run_memory(q, q, q, g, g, g, w, chunk_size=2, cache_budget_bytes=1.5)
+    run_memory(q, q, q, g, g, g, w, chunk_size=2, cache_budget_bytes=np.int64(0))  # accepted
     _, st = run_memory(q, q, q, g, g, g, w, chunk_size=2)
     with pytest.raises(ValueError, match="batch size"):
         run_memory(q.expand(2, -1, -1, -1), q.expand(2, -1, -1, -1), q.expand(2, -1, -1, -1),
@@ -189,6 +193,10 @@ def test_backward_cache_mb_trades_recomputation_for_memory_not_results():
 
     assert MemoryConfig(d_model=16, backward_cache_mb=float("inf")).backward_cache_bytes >= 2**60
     assert MemoryConfig(d_model=16, backward_cache_mb=1.5).backward_cache_bytes == 3 * 2**19
+    assert MemoryConfig(d_model=16, backward_cache_mb=np.float32(1.5)).backward_cache_bytes == (
+        3 * 2**19
+    )
+    assert MemoryConfig(d_model=16).backward_cache_bytes is None  # the memory-lean default
     x = torch.randn(2, 40, 16, dtype=torch.float64)
     results = []
     for mb in (float("inf"), 0):

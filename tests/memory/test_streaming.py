@@ -177,17 +177,10 @@ def test_keep_plan_fills_the_budget_with_the_last_chunks():
     assert _keep_plan(100, 10, 2, 10**6)[0] == 1  # never all: the caller keeps all itself
 
 
-def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatch):
-    """Budgets between 0 and 'everything' keep the last chunks and recompute the others:
-    matmul work strictly in between, outputs and gradients bit-identical. The default
-    (``None``) keeps all or nothing."""
-    from torch.utils.flop_counter import FlopCounterMode
+def _bytes_per_chunk(p, chunk: int) -> int:
+    """What one full chunk of problem ``p`` keeps for the backward (intermediates + state)."""
+    from titans_ts.memory.chunked import _chunk_forward, _pack
 
-    from titans_ts.memory import chunked
-    from titans_ts.memory.chunked import _chunk_forward, _pack, chunked_run_memory
-
-    p = make_problem(T=61, depth=2, seed=2)
-    chunk = 4
     G = p.q.shape[0] * p.q.shape[1]
     flat = [x.detach().reshape(G, *x.shape[2:])[:, :chunk] for x in (p.q, p.k, p.v)]
     gates = [x.detach().reshape(G, -1)[:, :chunk] for x in (p.theta, p.eta, p.alpha)]
@@ -195,7 +188,21 @@ def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatc
           for w in p.weights]
     WS = [_pack(w, torch.zeros_like(w)) for w in Ws]
     _, _, cache = _chunk_forward(Ws, WS, *flat, *gates, "gelu", False, keep=True)
-    per_chunk = cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
+    return cache.nbytes() + sum(x.numel() * x.element_size() for x in WS)
+
+
+def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatch):
+    """Budgets between 0 and 'everything' keep the last chunks and recompute the others:
+    matmul work strictly in between, outputs and gradients bit-identical. The default
+    (``None``) keeps all or nothing."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from titans_ts.memory import chunked
+    from titans_ts.memory.chunked import chunked_run_memory
+
+    p = make_problem(T=61, depth=2, seed=2)
+    chunk = 4
+    per_chunk = _bytes_per_chunk(p, chunk)
     n_chunks = -(-61 // chunk)
     runs = {}
     third = per_chunk * n_chunks // 3
@@ -216,3 +223,31 @@ def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatc
     flops = {name: r[2] for name, r in runs.items()}
     assert flops["all"] < flops["most"] < flops["third"] < flops["none"], flops
     assert flops["default"] == flops["none"]  # over the default threshold: recompute all
+
+
+def test_budget_is_planned_on_a_full_chunk_when_resuming_inside_one():
+    """A stream resumed one token before a chunk boundary starts with a 1-token chunk; the
+    plan must be sized on a full chunk, or a half-size budget would keep everything."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from titans_ts.memory.chunked import chunked_run_memory
+
+    p = make_problem(T=61, depth=2, seed=4)
+    chunk = 8
+    with torch.no_grad():
+        head = p.sliced(0, chunk - 1)
+        _, state = chunked_run_memory(*head.inputs()[:6], p.weights, chunk_size=chunk)
+    tail = p.sliced(chunk - 1, 61)  # chunks of 1, 8 x 6, 6 tokens
+    half = _bytes_per_chunk(p, chunk) * 8 // 2
+    flops, outs = {}, {}
+    for name, budget in [("all", 1 << 40), ("half", half), ("none", 0)]:
+        y, st = chunked_run_memory(*tail.inputs()[:6], p.weights, chunk_size=chunk,
+                                   state=state, cache_budget_bytes=budget)
+        with FlopCounterMode(display=False) as counter:
+            g = torch.autograd.grad(probe_loss(y, st), tail.inputs()[:6])
+        flops[name], outs[name] = counter.get_total_flops(), (y.detach(), g)
+    assert flops["all"] < flops["half"] < flops["none"], flops
+    for name in ("half", "none"):
+        assert torch.equal(outs[name][0], outs["all"][0])
+        for a, b in zip(outs[name][1], outs["all"][1]):
+            assert torch.equal(a, b)

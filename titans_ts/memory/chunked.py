@@ -495,7 +495,7 @@ def _keep_plan(n_chunks: int, per_chunk: int, state_bytes: int, budget: int) -> 
     are recomputed group by group in the backward. The kept chunks are the last ones: the
     backward reaches them first and frees them before it recomputes anything.
     """
-    reserve = (math.isqrt(n_chunks) + 1) * state_bytes  # the checkpoints of the rest
+    reserve = (math.isqrt(n_chunks) + 2) * state_bytes  # the checkpoints of the rest
     kept = min(n_chunks - 1, max(0, (budget - reserve) // max(1, per_chunk)))
     keep_from = n_chunks - kept
     return keep_from, max(1, math.isqrt(keep_from))
@@ -507,7 +507,7 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
     While the boundary states and intermediates of every chunk fit ``budget`` bytes they are
     all kept from the forward pass (no recomputation). Beyond that, with ``fill`` the last
     chunks keep theirs as far as the budget goes (without, none do), and of the chunks
-    before only every ``k``-th boundary state is kept (``k ~ sqrt(#chunks)``); the backward
+    before only every ``k``-th boundary state is kept (``k ~ sqrt(#those chunks)``); the backward
     recomputes those one group of ``k`` chunks at a time from its checkpoint: memory
     ``O(sqrt(#chunks))`` chunk states (plus the budget with ``fill``), for at most one extra
     forward pass (over the chunks not kept).
@@ -520,7 +520,13 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         WS = [_pack(w, s) for w, s in zip(flat[:L], flat[L : 2 * L])]
         Wg0 = list(flat[2 * L : 3 * L]) if has_wg else None
         n_chunks = len(bounds)
-        measure = store and budget > 0  # keep chunk 0, measure it, then plan
+        measure = store and budget > 0  # keep chunks until a full one is measured, then plan
+        # a stream resumed inside a chunk starts with a short one: measure the first full one
+        full = max(e - s for s, e in bounds) if bounds else 0
+        measure_at = (
+            next(j for j, (s, e) in enumerate(bounds) if e - s == full)
+            if measure and bounds else -1
+        )
         keep_from = 0 if measure else n_chunks  # chunks j >= keep_from keep their cache
         interval = 1 if measure else max(1, math.isqrt(n_chunks))
         checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
@@ -536,13 +542,18 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
                 alpha[:, s:e], act, residual, keep=j >= keep_from, tau=tau,
             )
-            if measure and j == 0:
+            if j == measure_at:
                 state_bytes = sum(x.numel() * x.element_size() for x in WS)
                 per_chunk = cache.nbytes() + state_bytes
-                if per_chunk * n_chunks > budget and fill:  # keep what fits, recompute the rest
-                    keep_from, interval = _keep_plan(n_chunks, per_chunk, state_bytes, budget)
-                elif per_chunk * n_chunks > budget:  # recompute everything
-                    keep_from, interval = n_chunks, max(1, math.isqrt(n_chunks))
+                if per_chunk * n_chunks > budget:
+                    if fill:  # keep what fits, recompute the rest
+                        keep_from, interval = _keep_plan(n_chunks, per_chunk, state_bytes, budget)
+                    else:  # recompute everything
+                        keep_from, interval = n_chunks, max(1, math.isqrt(n_chunks))
+                    for i in range(min(j, keep_from - 1) + 1):  # drop what the plan does not keep
+                        caches.pop(i, None)
+                        if i % interval:
+                            checkpoints.pop(i, None)
             if j >= keep_from:
                 caches[j] = cache
             ys.append(y)

@@ -6,6 +6,7 @@ only validates, casts and picks one.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import torch
@@ -158,13 +159,15 @@ def run_memory(
         reads the memory after token ``t``'s update, and the state to continue from.
     """
     _check(q, k, v, theta, eta, alpha, weights, chunk_size, activation, state, max_grad_norm)
-    if cache_budget_bytes is not None and (
-        not isinstance(cache_budget_bytes, int) or isinstance(cache_budget_bytes, bool)
-        or cache_budget_bytes < 0
-    ):
-        raise ValueError(
-            f"cache_budget_bytes must be None or an integer >= 0, got {cache_budget_bytes!r}"
-        )
+    if cache_budget_bytes is not None:
+        if (
+            not isinstance(cache_budget_bytes, numbers.Integral)
+            or isinstance(cache_budget_bytes, bool) or cache_budget_bytes < 0
+        ):
+            raise ValueError(
+                f"cache_budget_bytes must be None or an integer >= 0, got {cache_budget_bytes!r}"
+            )
+        cache_budget_bytes = int(cache_budget_bytes)
     name, _ = select_executor(executor, q, list(weights), chunk_size)
     out_dtype = q.dtype
     dtypes = [x.dtype for x in (q, k, v, theta, eta, alpha, *weights)]

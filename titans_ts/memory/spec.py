@@ -58,6 +58,7 @@ W_L (H, d, m*d)]`` for depth ``L``). State tensors carry a batch dimension:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -79,6 +80,7 @@ _MAX_BUDGET_BYTES = 1 << 62  # "keep everything"
 
 def mib_to_budget_bytes(mb: float) -> int:
     """MiB (``float("inf")`` allowed) as the chunked executor's integer byte budget."""
+    mb = float(mb)
     return _MAX_BUDGET_BYTES if mb * 2**20 >= _MAX_BUDGET_BYTES else int(mb * 2**20)
 
 #: Activations understood by every executor (each has closed-form first/second derivatives).
@@ -180,7 +182,7 @@ class MemoryConfig:
                 raise bad(name, value, "a float in (0, 1)")
         budget = self.backward_cache_mb
         if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
+            isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not budget >= 0
         ):
             raise bad("backward_cache_mb", budget,
                       "None or a number of MiB >= 0 (float('inf') keeps everything)")
