@@ -43,6 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from titans_ts.memory import MemoryConfig, NeuralMemory
 from titans_ts.memory.chunked import chunked_run_memory
+from titans_ts.memory.spec import mib_to_budget_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _shape_args, also if loaded by path
 from _shape_args import add_shape_args, executor_inputs, memory_config_kwargs  # noqa: E402
@@ -74,7 +75,7 @@ def _steps(
         "layer": lambda: layer(x)[0].square().mean().backward(),
         "layer-keep-all": lambda: keep_all(x)[0].square().mean().backward(),
         "executor": executor(budget),
-        "keep-all": executor(1 << 62),
+        "keep-all": executor(mib_to_budget_bytes(float("inf"))),
     }
 
 
