@@ -128,6 +128,18 @@ class NativeChunkCache:
     def __init__(self, tensors: list[Tensor]) -> None:
         self.tensors = tensors
 
+    def sketch(self, wides: tuple[bool, ...], level: int) -> list[Tensor]:
+        """The retrieval sketch of ``level`` (as ``chunk_forward`` makes it) from this cache."""
+        L = len(wides)
+        # layout: a z dact act2 g delta hq zq lhs Gm ... (csrc/chunk_cpu.cpp)
+        zq_at = L + 4 * (L - 1) + 2 * L
+        zq = self.tensors[zq_at : zq_at + L - 1]
+        lhs = self.tensors[zq_at + L - 1 : zq_at + 2 * L - 1]
+        Gm = self.tensors[zq_at + 2 * L - 1 : zq_at + 3 * L - 1]
+        empty = Gm[0].new_empty(0)
+        lhs = [empty if w else x for x, w in zip(lhs, wides)]
+        return [*Gm, *lhs, *(zq if level >= 2 else [empty] * (L - 1))]
+
     def nbytes(self) -> int:
         """Bytes held (each storage counted once)."""
         seen = {}
@@ -139,17 +151,20 @@ class NativeChunkCache:
 def chunk_forward(
     Wg: list[Tensor], WS: list[Tensor], q: Tensor, k: Tensor, v: Tensor, theta: Tensor,
     eta: Tensor, alpha: Tensor, act: str, residual: bool, keep: bool, tau: float | None = None,
-) -> tuple[Tensor, list[Tensor], NativeChunkCache | None]:
+    sketch_level: int = 0, sketch: list[Tensor] | None = None,
+) -> tuple[Tensor, list[Tensor], NativeChunkCache | list[Tensor] | None]:
     """Compiled :func:`titans_ts.memory.chunked._chunk_forward` (same arguments and result)."""
     module = load()
     if module is None:
         raise RuntimeError(f"the compiled CPU step is unavailable: {status()[1]}")
     out = module.chunk_forward(
         list(Wg), list(WS), q, k, v, theta, eta, alpha, act, residual, keep,
-        -1.0 if tau is None else float(tau),
+        -1.0 if tau is None else float(tau), int(sketch_level), list(sketch or []),
     )
     L = len(Wg)
-    return out[0], out[1 : L + 1], NativeChunkCache(out[L + 1 :]) if keep else None
+    if keep:
+        return out[0], out[1 : L + 1], NativeChunkCache(out[L + 1 :])
+    return out[0], out[1 : L + 1], list(out[L + 1 :]) if sketch_level > 0 else None
 
 
 def chunk_backward(
