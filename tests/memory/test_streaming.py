@@ -167,25 +167,14 @@ def test_checkpointed_backward_equals_kept_intermediates(T, chunk):
         assert_close("grad", a, b, 1e-10)
 
 
-def test_keep_plan_spends_the_budget_on_sketches_then_on_the_last_chunks(monkeypatch):
-    from titans_ts.memory import chunked
+def test_keep_plan_fills_the_budget_with_the_last_chunks():
     from titans_ts.memory.chunked import _keep_plan
 
-    # 100 chunks of 10 bytes (2 of them boundary state), sketches of 1 (level 1) or 3 bytes
-    # (level 2). The 12 checkpoints' reserve (24 bytes) comes off first.
-    sk = (1, 3)
-    # 476 left: level-2 sketches of all 100 chunks (300); with fill, the rest (176) keeps
-    # the last 176 // (10 - 3) = 25 chunks whole
-    assert _keep_plan(100, 10, 2, sk, 500, True) == (75, 8, 2, 0)
-    assert _keep_plan(100, 10, 2, sk, 500, False) == (100, 10, 0, 100)  # default: nothing
-    # 226 left: level 2 does not fit all (300), level 1 does (100); fill keeps 126 // 9 = 14
-    assert _keep_plan(100, 10, 2, sk, 250, True) == (86, 9, 1, 0)
-    # 50 left: level-1 sketches of the last 50 chunks only
-    assert _keep_plan(100, 10, 2, sk, 74, True) == (100, 10, 1, 50)
-    assert _keep_plan(100, 10, 2, sk, 0, True) == (100, 10, 0, 100)  # plain sqrt checkpoints
-    assert _keep_plan(100, 10, 2, sk, 10**6, True)[0] == 1  # never all: the caller does that
-    monkeypatch.setattr(chunked, "MAX_SKETCH_LEVEL", 0)  # no sketches: the budget keeps chunks
-    assert _keep_plan(100, 10, 2, sk, 500, True) == (53, 7, 0, 100)
+    # 100 chunks of 10 bytes (2 of them boundary state): the 11 checkpoints' reserve (22
+    # bytes) comes off first; the last 47 chunks fit what is left of 500 bytes
+    assert _keep_plan(100, 10, 2, 500) == (53, 7)
+    assert _keep_plan(100, 10, 2, 0) == (100, 10)  # nothing kept: plain sqrt checkpoints
+    assert _keep_plan(100, 10, 2, 10**6)[0] == 1  # never all: the caller keeps all itself
 
 
 def _bytes_per_chunk(p, chunk: int) -> int:
@@ -203,9 +192,9 @@ def _bytes_per_chunk(p, chunk: int) -> int:
 
 
 def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatch):
-    """Budgets between 0 and 'everything' keep sketches and then the last chunks and
-    recompute the others: matmul work strictly in between, outputs and gradients
-    bit-identical. The default (``None``) keeps all or nothing."""
+    """Budgets between 0 and 'everything' keep the last chunks and recompute the others:
+    matmul work strictly in between, outputs and gradients bit-identical. The default
+    (``None``) keeps all or nothing."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from titans_ts.memory import chunked
@@ -234,49 +223,6 @@ def test_partial_keep_recomputes_only_the_rest_with_identical_results(monkeypatc
     flops = {name: r[2] for name, r in runs.items()}
     assert flops["all"] < flops["most"] < flops["third"] < flops["none"], flops
     assert flops["default"] == flops["none"]  # over the default threshold: recompute all
-
-
-@pytest.mark.parametrize("kernels", ["0", "1"], ids=["python", "compiled"])
-@pytest.mark.parametrize("level", [1, 2])
-def test_sketched_recompute_skips_work_with_identical_results(monkeypatch, level, kernels):
-    """Recomputing from retrieval sketches (all chunks at ``level``, or level 1 for only the
-    last chunks when the budget is short) gives bit-identical outputs and gradients and
-    fewer matmul FLOPs than recomputing from scratch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from titans_ts.memory import chunked, cpu_kernels
-    from titans_ts.memory.chunked import chunked_run_memory, sketch_nbytes
-
-    monkeypatch.setenv(cpu_kernels.ENV_VAR, kernels)  # the Python step (CUDA's) or the C++ one
-    p = make_problem(T=61, depth=2, seed=5)
-    chunk, n_chunks = 4, 16
-    G = p.q.shape[0] * p.q.shape[1]
-    shapes = [(w.shape[1], w.shape[2]) for w in p.weights]
-    one = sketch_nbytes(shapes, G, chunk, level, p.q.element_size())
-    assert one == G * chunk * p.q.element_size() * sum(
-        chunk + (2 * o if o < i else 0) + (o if level == 2 and l == 0 else 0)
-        for l, (o, i) in enumerate(shapes)
-    )
-    monkeypatch.setattr(chunked, "MAX_SKETCH_LEVEL", level)
-    state_bytes = 2 * sum(w.numel() for w in p.weights) * p.q.shape[0] * p.q.element_size()
-    reserve = (4 + 2) * state_bytes
-    runs = {}
-    for name, budget in [("all", 1 << 40), ("none", 0), ("sketched", reserve + n_chunks * one),
-                         ("half", reserve + n_chunks // 2 * one)]:
-        y, st = chunked_run_memory(
-            p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights, chunk_size=chunk,
-            cache_budget_bytes=budget,
-        )
-        with FlopCounterMode(display=False) as counter:
-            g = grads(p, y, st)
-        runs[name] = (y.detach(), g, counter.get_total_flops())
-    for name in ("none", "sketched", "half"):
-        assert torch.equal(runs[name][0], runs["all"][0])
-        for a, b in zip(runs[name][1], runs["all"][1]):
-            assert torch.equal(a, b)
-    flops = {name: r[2] for name, r in runs.items()}
-    # half the budget: level-1 sketches of only the last chunks (level 2: 13 of 16)
-    assert flops["all"] < flops["sketched"] < flops["half"] < flops["none"], flops
 
 
 def test_budget_is_planned_on_a_full_chunk_when_resuming_inside_one():

@@ -49,7 +49,6 @@ __all__ = [
     "chunked_run_memory",
     "flat_start_state",
     "forward_flops",
-    "sketch_nbytes",
 ]
 
 #: Bytes of chunk states + intermediates the default policy keeps between forward and
@@ -163,12 +162,6 @@ class _ChunkCache:
     sq: Tensor | None = None  # ||u_s||^2 summed over layers (G, n), when clipping
     clip: Tensor | None = None  # min(1, tau / ||u_s||) (G, n), when clipping
 
-    def sketch(self, wides: tuple[bool, ...], level: int) -> list[Tensor]:
-        """The retrieval sketch of ``level`` (as ``_chunk_forward`` makes it) from this cache."""
-        empty = self.Pe.new_empty(0)
-        lhs = [empty if w else x for x, w in zip(self.lhs, wides)]
-        return [*self.Gm, *lhs, *(self.zq if level >= 2 else [empty] * len(self.zq))]
-
     def nbytes(self) -> int:
         tensors = [*self.a, *self.z, *self.g, *self.delta, *self.hq, *self.zq, *self.lhs, *self.Gm]
         tensors += [self.Pe, self.Pa, self.M, self.C]
@@ -189,16 +182,11 @@ def _chunk_forward(
     residual: bool,
     keep: bool,
     tau: float | None = None,
-    sketch_level: int = 0,
-    sketch: list[Tensor] | None = None,
-) -> tuple[Tensor, list[Tensor], Any]:
+) -> tuple[Tensor, list[Tensor], _ChunkCache | None]:
     """One chunk. ``Wg``: (G, out, in) per layer; ``WS``: packed base weights+momentum;
     q, k, v: (G, n, d); gates: (G, n); ``tau``: the per-token gradient-norm bound or None.
 
-    Returns ``(y (G, n, d), WS_end, cache or None)``. Without ``keep`` and with
-    ``sketch_level`` 1 or 2 the third item is the chunk's retrieval sketch instead (see
-    :func:`sketch_nbytes`); with ``keep`` and a ``sketch`` (a backward's recompute) the
-    retrieval products the sketch holds are taken from it and ``y`` is empty.
+    Returns ``(y (G, n, d), WS_end, cache or None)``.
     """
     L = len(Wg)
     n = q.shape[1]
@@ -248,57 +236,33 @@ def _chunk_forward(
     rho = C[:, 1:, 0, None]
     Cst = C[:, 1:, 1:]
 
-    # 4. retrieval in dual form (a recompute takes what the sketch holds and skips y)
-    make = not keep and sketch_level > 0
-
-    def given(i: int) -> Tensor | None:
-        return sketch[i] if sketch is not None and sketch[i].numel() else None
-
+    # 4. retrieval in dual form
     hq = [q]
     zq: list[Tensor] = []
     lhss: list[Tensor] = []
     Gms: list[Tensor] = []
-    made: list[list[Tensor]] = [[], [], []]  # the sketch: Gm, lhs (narrow), zq (level 2)
-    y = q.new_empty(0)
     h = q
     for l in range(L):
         wide = _is_wide(Wg[l].shape)
-        last = l == L - 1
-        Gm = given(l)
-        if Gm is None:
-            Gm = torch.bmm(h, a[l].transpose(1, 2))
-        zl = None if last else given(2 * L + l)
-        need_z = sketch is None or (not last and zl is None)
-        lhs = None
+        Gm = torch.bmm(h, a[l].transpose(1, 2))
+        P = Cst * Gm if keep else Gm.mul_(Cst)
         if wide:
-            if keep or need_z:
-                lhs = _scaled_pair(h, gamma, rho)
+            lhs = _scaled_pair(h, gamma, rho)
+            zl = torch.bmm(lhs, WS[l].transpose(1, 2))
         else:
-            lhs = given(L + l)
-            if lhs is None:
-                lhs = torch.bmm(h, WS[l].transpose(1, 2))
-        if need_z:
-            P = Cst * Gm if keep or make else Gm.mul_(Cst)
-            if wide:
-                zl = torch.bmm(lhs, WS[l].transpose(1, 2))
-            else:
-                out = lhs.shape[2] // 2
-                zl = torch.addcmul(gamma * lhs[..., :out], rho, lhs[..., out:])
-            zl.baddbmm_(P, delta[l], alpha=-1.0)
+            lhs = torch.bmm(h, WS[l].transpose(1, 2))
+            out = lhs.shape[2] // 2
+            zl = torch.addcmul(gamma * lhs[..., :out], rho, lhs[..., out:])
+        zl.baddbmm_(P, delta[l], alpha=-1.0)
         if keep:
             lhss.append(lhs)
             Gms.append(Gm)
-        if make:
-            made[0].append(Gm)
-            made[1].append(q.new_empty(0) if wide else lhs)
-        if not last:
+        if l < L - 1:
             if keep:
                 zq.append(zl)
-            if make:
-                made[2].append(zl if sketch_level >= 2 else q.new_empty(0))
             h = fn(zl)
             hq.append(h)
-        elif need_z:
+        else:
             y = zl.add_(q) if residual else zl
 
     # 5. chunk end: W_end = g W_b + r S_b - sum_s w_s u_s,  S_end = E S_b - sum_s e_s u_s
@@ -325,11 +289,9 @@ def _chunk_forward(
             _flush_subnormals_(new)
         WS_end.append(new)
 
-    cache: Any = None
+    cache = None
     if keep:
         cache = _ChunkCache(a, z, g, delta, Pe, Pa, M, C, hq, zq, lhss, Gms, sq, clip)
-    elif make:
-        cache = made[0] + made[1] + made[2]
     return y, WS_end, cache
 
 
@@ -524,82 +486,31 @@ def chunk_bounds(position: int, T: int, chunk_size: int) -> list[tuple[int, int]
     return bounds
 
 
-def sketch_nbytes(shapes: list[tuple[int, int]], groups: int, n: int, level: int,
-                  element_size: int) -> int:
-    """Bytes of one chunk's retrieval sketch (``shapes``: (out, in) per memory layer).
+def _keep_plan(n_chunks: int, per_chunk: int, state_bytes: int, budget: int) -> tuple[int, int]:
+    """Which chunks a training forward keeps when all of them do not fit ``budget`` bytes.
 
-    A training forward that will recompute a chunk in the backward can keep, for a fraction
-    of the chunk's full intermediates, the products of its retrieval path (the half of the
-    chunk's matmul work the recompute never needs to redo): level 1 holds ``h a^T`` of every
-    layer (``n`` per token) and ``h W_S^T`` of the narrow layers (``2 out`` per token), the
-    dearest products per byte; level 2 adds the hidden layers' pre-activations (``out`` per
-    token). The recompute then skips those matmuls and the chunk's output.
-    """
-    if level <= 0:
-        return 0
-    per_token = 0
-    for l, (o, i) in enumerate(shapes):
-        per_token += n + (0 if _is_wide((o, i)) else 2 * o)
-        if level >= 2 and l < len(shapes) - 1:
-            per_token += o
-    return groups * n * per_token * element_size
-
-
-#: the richest retrieval sketch a plan may choose (0 turns sketches off; for experiments)
-MAX_SKETCH_LEVEL = 2
-
-
-def _keep_plan(
-    n_chunks: int, per_chunk: int, state_bytes: int, sketch_bytes: tuple[int, int],
-    budget: int, fill: bool,
-) -> tuple[int, int, int, int]:
-    """What a training forward keeps when not every chunk's intermediates fit ``budget``.
-
-    Returns ``(keep_from, interval, level, sketch_from)``: chunks ``j >= keep_from`` keep
-    their intermediates and boundary state (``per_chunk`` bytes each); the chunks before keep
-    only every ``interval``-th boundary state (``state_bytes`` each, ``interval ~
-    sqrt(keep_from)``) and are recomputed group by group in the backward, those with ``j >=
-    sketch_from`` from a retrieval sketch of ``level`` (``sketch_bytes[level - 1]`` bytes each,
-    :func:`sketch_nbytes`). The budget goes first to sketches (per byte a sketch saves 3-5x
-    more recompute than a full cache), at the richest level that fits every chunk, else
-    level 1 for the last chunks, then to full caches of the last chunks (the backward
-    reaches them first and frees them before it recomputes anything). Without ``fill`` (the
-    default policy) nothing is kept: plain sqrt checkpoints. (Sketches by default were
-    measured and not taken: at T = 32k, batch 1, level 1 cut the matmul work of a step by
-    8 % but its time by ~1 %, for 170 MB more peak memory.)
+    Returns ``(keep_from, interval)``: chunks ``j >= keep_from`` keep their intermediates and
+    boundary state (``per_chunk`` bytes each); the chunks before keep only every
+    ``interval``-th boundary state (``state_bytes`` each, ``interval ~ sqrt(keep_from)``) and
+    are recomputed group by group in the backward. The kept chunks are the last ones: the
+    backward reaches them first and frees them before it recomputes anything.
     """
     reserve = (math.isqrt(n_chunks) + 2) * state_bytes  # the checkpoints of the rest
-    avail = max(0, budget - reserve)
-    level, sketch_from = 0, n_chunks
-    top = MAX_SKETCH_LEVEL if fill else 0  # the default policy keeps no sketches
-    for lv in range(top, 0, -1):
-        if n_chunks * sketch_bytes[lv - 1] <= avail:
-            level, sketch_from = lv, 0
-            break
-    if level == 0 and top > 0 and 0 < sketch_bytes[0] <= avail:
-        level = 1
-        sketch_from = n_chunks - min(n_chunks, avail // sketch_bytes[0])
-    kept = 0
-    if fill:  # a chunk kept whole needs no sketch
-        sketch = sketch_bytes[level - 1] if level else 0
-        spare = avail - (n_chunks - sketch_from) * sketch
-        kept = min(n_chunks - 1, max(0, spare // max(1, per_chunk - sketch)))
+    kept = min(n_chunks - 1, max(0, (budget - reserve) // max(1, per_chunk)))
     keep_from = n_chunks - kept
-    return keep_from, max(1, math.isqrt(keep_from)), level, sketch_from
+    return keep_from, max(1, math.isqrt(keep_from))
 
 
 class _ChunkedMemoryFunction(torch.autograd.Function):
     """Autograd wrapper with a hand-written backward and bounded saved memory.
 
     While the boundary states and intermediates of every chunk fit ``budget`` bytes they are
-    all kept from the forward pass (no recomputation). Beyond that (:func:`_keep_plan`) the
-    chunks keep, with ``fill``, retrieval sketches as far as the budget goes
-    (:func:`sketch_nbytes`), then the last chunks keep their intermediates;
-    of the chunks not kept only every ``k``-th boundary state is kept (``k ~ sqrt(#those
-    chunks)``), and the backward recomputes those one group of ``k`` chunks at a time from
-    its checkpoint, skipping the retrieval products a sketch holds: memory
-    ``O(sqrt(#chunks))`` chunk states plus at most the budget, for at most one extra forward
-    pass (over the chunks not kept, less their sketched products).
+    all kept from the forward pass (no recomputation). Beyond that, with ``fill`` the last
+    chunks keep theirs as far as the budget goes (without, none do), and of the chunks
+    before only every ``k``-th boundary state is kept (``k ~ sqrt(#those chunks)``); the backward
+    recomputes those one group of ``k`` chunks at a time from its checkpoint: memory
+    ``O(sqrt(#chunks))`` chunk states (plus the budget with ``fill``), for at most one extra
+    forward pass (over the chunks not kept).
     """
 
     @staticmethod
@@ -618,10 +529,8 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         )
         keep_from = 0 if measure else n_chunks  # chunks j >= keep_from keep their cache
         interval = 1 if measure else max(1, math.isqrt(n_chunks))
-        level, sketch_from = 0, n_chunks  # chunks sketch_from <= j < keep_from keep a sketch
         checkpoints: dict[int, tuple[list[Tensor] | None, list[Tensor]]] = {}
         caches: dict[int, Any] = {}
-        sketches: dict[int, list[Tensor]] = {}
         ys = []
         wg: list[Tensor] = []
         for j, (s, e) in enumerate(bounds):
@@ -629,30 +538,20 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
             if store and (j >= keep_from or j % interval == 0):
                 checkpoints[j] = (Wg, WS)
             wg = Wg if Wg is not None else [_unpack(x, wd)[0] for x, wd in zip(WS, wides)]
-            sketching = store and sketch_from <= j < keep_from
             y, WS_next, cache = step_forward(
                 wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
                 alpha[:, s:e], act, residual, keep=j >= keep_from, tau=tau,
-                sketch_level=level if sketching else 0,
             )
-            if sketching:
-                sketches[j] = cache
             if j == measure_at:
                 state_bytes = sum(x.numel() * x.element_size() for x in WS)
                 per_chunk = cache.nbytes() + state_bytes
-                if per_chunk * n_chunks > budget:  # keep what fits, recompute the rest
-                    shapes = [(w.shape[1], w.shape[2]) for w in wg]
-                    sizes = tuple(
-                        sketch_nbytes(shapes, q.shape[0], e - s, lv, q.element_size())
-                        for lv in (1, 2)
-                    )
-                    keep_from, interval, level, sketch_from = _keep_plan(
-                        n_chunks, per_chunk, state_bytes, sizes, budget, fill
-                    )
+                if per_chunk * n_chunks > budget:
+                    if fill:  # keep what fits, recompute the rest
+                        keep_from, interval = _keep_plan(n_chunks, per_chunk, state_bytes, budget)
+                    else:  # recompute everything
+                        keep_from, interval = n_chunks, max(1, math.isqrt(n_chunks))
                     for i in range(min(j, keep_from - 1) + 1):  # drop what the plan does not keep
-                        kept_cache = caches.pop(i, cache if i == j else None)
-                        if i >= sketch_from and kept_cache is not None:
-                            sketches[i] = kept_cache.sketch(wides, level)
+                        caches.pop(i, None)
                         if i % interval:
                             checkpoints.pop(i, None)
             if j >= keep_from:
@@ -662,7 +561,6 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
         ctx.meta = meta
         ctx.checkpoints = checkpoints
         ctx.caches = caches
-        ctx.sketches = sketches
         ctx.save_for_backward(q, k, v, theta, eta, alpha)
         y = torch.cat(ys, dim=1)
         W_out = [_unpack(x, wd)[0].contiguous() for x, wd in zip(WS, wides)]
@@ -709,7 +607,6 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
                     _, WS_next, cache = step_forward(
                         wg, WS, q[:, s:e], k[:, s:e], v[:, s:e], theta[:, s:e], eta[:, s:e],
                         alpha[:, s:e], act, residual, keep=True, tau=tau,
-                        sketch=ctx.sketches.pop(j, None),
                     )
                 group.append((Wg, WS, cache))
                 if j + 1 < g_end:
@@ -763,11 +660,10 @@ def chunked_run_memory(
 
     ``cache_budget_bytes``: when autograd needs a backward and the boundary states plus
     intermediates of all chunks fit in this many bytes, they are kept from the forward pass;
-    otherwise the budget keeps retrieval sketches (level 2 where every chunk's fits, else
-    level 1), then the last chunks' intermediates; only every ``sqrt(#chunks)``-th boundary
-    state of the others is kept, and the backward recomputes those group by group (0 =
-    always checkpoint, nothing sketched, minimal memory). ``None``: all chunks' within
-    :data:`DEFAULT_CACHE_BUDGET_BYTES`, else nothing (no sketches either)
+    otherwise the last chunks keep theirs up to this many bytes, only every
+    ``sqrt(#chunks)``-th boundary state of the others is kept, and the backward recomputes
+    those group by group (0 = always checkpoint, minimal memory). ``None``: all chunks'
+    within :data:`DEFAULT_CACHE_BUDGET_BYTES`, else none
     (:attr:`~titans_ts.memory.MemoryConfig.backward_cache_mb`).
 
     Expects validated inputs already in the compute dtype (the public entry does that).

@@ -128,18 +128,6 @@ class NativeChunkCache:
     def __init__(self, tensors: list[Tensor]) -> None:
         self.tensors = tensors
 
-    def sketch(self, wides: tuple[bool, ...], level: int) -> list[Tensor]:
-        """The retrieval sketch of ``level`` (as ``chunk_forward`` makes it) from this cache."""
-        L = len(wides)
-        # layout: a z dact act2 g delta hq zq lhs Gm ... (csrc/chunk_cpu.cpp)
-        zq_at = L + 4 * (L - 1) + 2 * L
-        zq = self.tensors[zq_at : zq_at + L - 1]
-        lhs = self.tensors[zq_at + L - 1 : zq_at + 2 * L - 1]
-        Gm = self.tensors[zq_at + 2 * L - 1 : zq_at + 3 * L - 1]
-        empty = Gm[0].new_empty(0)
-        lhs = [empty if w else x for x, w in zip(lhs, wides)]
-        return [*Gm, *lhs, *(zq if level >= 2 else [empty] * (L - 1))]
-
     def nbytes(self) -> int:
         """Bytes held (each storage counted once)."""
         seen = {}
@@ -151,20 +139,17 @@ class NativeChunkCache:
 def chunk_forward(
     Wg: list[Tensor], WS: list[Tensor], q: Tensor, k: Tensor, v: Tensor, theta: Tensor,
     eta: Tensor, alpha: Tensor, act: str, residual: bool, keep: bool, tau: float | None = None,
-    sketch_level: int = 0, sketch: list[Tensor] | None = None,
-) -> tuple[Tensor, list[Tensor], NativeChunkCache | list[Tensor] | None]:
+) -> tuple[Tensor, list[Tensor], NativeChunkCache | None]:
     """Compiled :func:`titans_ts.memory.chunked._chunk_forward` (same arguments and result)."""
     module = load()
     if module is None:
         raise RuntimeError(f"the compiled CPU step is unavailable: {status()[1]}")
     out = module.chunk_forward(
         list(Wg), list(WS), q, k, v, theta, eta, alpha, act, residual, keep,
-        -1.0 if tau is None else float(tau), int(sketch_level), list(sketch or []),
+        -1.0 if tau is None else float(tau),
     )
     L = len(Wg)
-    if keep:
-        return out[0], out[1 : L + 1], NativeChunkCache(out[L + 1 :])
-    return out[0], out[1 : L + 1], list(out[L + 1 :]) if sketch_level > 0 else None
+    return out[0], out[1 : L + 1], NativeChunkCache(out[L + 1 :]) if keep else None
 
 
 def chunk_backward(

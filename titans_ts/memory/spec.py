@@ -114,26 +114,21 @@ class MemoryConfig:
             docstring); ``None`` runs the unclipped contract.
         executor: "chunked" (default), "reference", "triton" or "auto".
         backward_cache_mb: memory (MiB) the chunked executor's training pass may spend on
-            keeping what each chunk's backward reads (boundary weights and momentum plus
-            intermediates) instead of recomputing it in the backward. ``None`` (default, the
-            memory-lean policy): keep every chunk's while all of them fit in 512 MiB, else
-            keep only every ``sqrt(#chunks)``-th boundary state and recompute every chunk,
-            group by group (memory ``O(sqrt(T))`` chunk states). A number: keep every
-            chunk's when they fit, else spend the budget first on each chunk's *retrieval
-            sketch* (the products of its retrieval path, which the recompute then skips:
-            level 1, the ``h a^T`` and narrow-layer ``h W_S^T`` products, 1 KiB per token
-            and head at the standard shape, or level 2, adding the hidden pre-activations,
-            2 KiB, where every chunk's fits), then on the last chunks' full intermediates
-            (~13 KiB per token and head), and recompute only the others. At the standard
-            shape (d_model 256, 4 heads of 64, depth 2, chunk 64), T = 32k, batch 1, matmul
-            work of a training step over that at T = 2k (all kept) and peak RSS: default
-            1.28x, 1.03 GB; 256 MiB 1.16x, 1.29 GB; 281 MiB (level-2 sketches of every
-            chunk) 1.11x, 1.33 GB; 512 MiB 1.09x, 1.55 GB; ``float("inf")`` 1.00x, 2.75 GB.
-            Time follows the matmul work only in part (the recompute's elementwise and
-            state-update passes stay). Keeping everything is faster only where freed
-            memory is reused (e.g. glibc with ``MALLOC_MMAP_MAX_=0``); 0 recomputes
-            everything without sketches (least memory). Other executors ignore it; results
-            are identical either way.
+            keeping chunks' intermediates (boundary weights and momentum plus what each
+            chunk's backward reads) instead of recomputing them in the backward. ``None``
+            (default, the memory-lean policy): keep every chunk's while all of them fit in
+            512 MiB, else keep only every ``sqrt(#chunks)``-th boundary state and recompute
+            every chunk, group by group (memory ``O(sqrt(T))`` chunk states). A number:
+            keep every chunk's when they fit, else the last chunks' up to that budget, and
+            recompute only the others. Recomputing everything costs ~28 % more matmul FLOPs
+            in a forward+backward step of the layer. At the standard shape (d_model 256, 4
+            heads of 64, depth 2, chunk 64) a chunk takes 3.3 MiB per batch row: the default
+            keeps everything up to ~9.8k tokens per row, and T = 32k at batch 1 needs
+            ~1,700 MiB (peak RSS 2.75 GB against 1.02 GB recomputing everything).
+            ``float("inf")`` keeps everything (fewest FLOPs, memory linear in T; faster only
+            where freed memory is reused, e.g. glibc with ``MALLOC_MMAP_MAX_=0``: at 32k on
+            default glibc the fresh pages made it slower than recomputing), 0 recomputes
+            everything. Other executors ignore it; results are identical either way.
     """
 
     d_model: int

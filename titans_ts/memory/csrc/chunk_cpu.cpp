@@ -404,15 +404,11 @@ Tensor coef(const Tensor& x) { return x.reshape({-1}).contiguous(); }
 
 }  // namespace
 
-// One chunk. Returns {y, WS_end[0..L), cache...} (cache only when keep), or, when not keep and
-// sketch_level > 0, {y, WS_end[0..L), Gm[0..L), lhs[0..L), zq[0..L-1)} (the retrieval sketch:
-// empty tensors where a product is not held). Given a sketch (with keep: a backward's
-// recompute), y is empty.
+// One chunk. Returns {y, WS_end[0..L), cache...} (cache only when keep).
 vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS, const Tensor& q,
                              const Tensor& k, const Tensor& v, Tensor theta, const Tensor& eta,
                              const Tensor& alpha, const std::string& act_name, bool residual,
-                             bool keep, double tau, int64_t sketch_level,
-                             const vector<Tensor>& sketch) {
+                             bool keep, double tau) {
   ScopedFlushDenormal ftz;
   const Act act = parse_act(act_name);
   const int64_t L = static_cast<int64_t>(Wg.size());
@@ -478,55 +474,33 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
   auto rho = C.narrow(1, 1, n).select(2, 0).unsqueeze(2);
   auto Cst = C.narrow(1, 1, n).narrow(2, 1, n);
 
-  // 4. retrieval in dual form. A recompute (``keep`` with a ``sketch``) takes the products
-  // the sketch holds instead of recomputing them and skips y; a forward that keeps nothing
-  // can return the sketch (``sketch_level`` 1: Gm, narrow lhs; 2: also zq).
-  const bool have = !sketch.empty();
-  const bool make = !keep && sketch_level > 0;
-  auto given = [&](int64_t i) {
-    return have && sketch[i].defined() && sketch[i].numel() > 0 ? sketch[i] : Tensor();
-  };
-  vector<Tensor> hq{q}, zq, lhss, Gms, sGm, slhs, szq;
-  Tensor y = at::empty({0}, q.options());
+  // 4. retrieval in dual form
+  vector<Tensor> hq{q}, zq, lhss, Gms;
+  Tensor y;
   h = q;
   for (int64_t l = 0; l < L; ++l) {
     const bool wide = is_wide(Wg[l]);
-    const bool last = l == L - 1;
-    Tensor Gm = given(l);
-    if (!Gm.defined()) Gm = at::bmm(h, a[l].transpose(1, 2));
-    Tensor zr = last ? Tensor() : given(2 * L + l);
-    const bool need_z = !have || (!last && !zr.defined());
-    Tensor lhs;
+    auto Gm = at::bmm(h, a[l].transpose(1, 2));
+    auto P = keep ? Cst * Gm : Gm.mul_(Cst);
+    Tensor lhs, zr;
     if (wide) {
-      if (keep || need_z) lhs = scaled_pair(h, gamma, rho);
+      lhs = scaled_pair(h, gamma, rho);
+      zr = at::bmm(lhs, WS[l].transpose(1, 2));
     } else {
-      lhs = given(L + l);
-      if (!lhs.defined()) lhs = at::bmm(h, WS[l].transpose(1, 2));
+      lhs = at::bmm(h, WS[l].transpose(1, 2));
+      int64_t out = lhs.size(2) / 2;
+      zr = at::addcmul(gamma * lhs.narrow(2, 0, out), rho, lhs.narrow(2, out, out));
     }
-    if (need_z) {
-      auto P = (keep || make) ? Cst * Gm : Gm.mul_(Cst);
-      if (wide) {
-        zr = at::bmm(lhs, WS[l].transpose(1, 2));
-      } else {
-        int64_t out = lhs.size(2) / 2;
-        zr = at::addcmul(gamma * lhs.narrow(2, 0, out), rho, lhs.narrow(2, out, out));
-      }
-      zr.baddbmm_(P, delta[l], 1.0, -1.0);
-    }
+    zr.baddbmm_(P, delta[l], 1.0, -1.0);
     if (keep) {
       lhss.push_back(lhs);
       Gms.push_back(Gm);
     }
-    if (make) {
-      sGm.push_back(Gm);
-      slhs.push_back(wide ? at::empty({0}, q.options()) : lhs);
-    }
-    if (!last) {
+    if (l < L - 1) {
       if (keep) zq.push_back(zr);
-      if (make) szq.push_back(sketch_level >= 2 ? zr : at::empty({0}, q.options()));
       h = act_forward(act, zr);
       hq.push_back(h);
-    } else if (need_z) {
+    } else {
       y = residual ? zr.add_(q) : zr;
     }
   }
@@ -570,8 +544,6 @@ vector<Tensor> chunk_forward(const vector<Tensor>& Wg, const vector<Tensor>& WS,
       result.insert(result.end(), part->begin(), part->end());
     if (!clip.defined()) sq = clip = at::empty({0}, theta.options());
     result.insert(result.end(), {Pe, Pa, M, C, sq, clip});
-  } else if (make) {
-    for (auto* part : {&sGm, &slhs, &szq}) result.insert(result.end(), part->begin(), part->end());
   }
   return result;
 }
