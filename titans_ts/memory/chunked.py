@@ -545,11 +545,10 @@ class _ChunkedMemoryFunction(torch.autograd.Function):
             if j == measure_at:
                 state_bytes = sum(x.numel() * x.element_size() for x in WS)
                 per_chunk = cache.nbytes() + state_bytes
-                if per_chunk * n_chunks > budget:
-                    if fill:  # keep what fits, recompute the rest
-                        keep_from, interval = _keep_plan(n_chunks, per_chunk, state_bytes, budget)
-                    else:  # recompute everything
-                        keep_from, interval = n_chunks, max(1, math.isqrt(n_chunks))
+                if per_chunk * n_chunks > budget:  # with fill keep what fits, else nothing
+                    keep_from, interval = _keep_plan(
+                        n_chunks, per_chunk, state_bytes, budget if fill else 0
+                    )
                     for i in range(min(j, keep_from - 1) + 1):  # drop what the plan does not keep
                         caches.pop(i, None)
                         if i % interval:
