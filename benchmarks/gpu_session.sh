@@ -81,6 +81,20 @@ if [ -z "${SMOKE:-}" ] && [ -z "${NO_MPS:-}" ] && command -v nvidia-cuda-mps-con
 fi
 echo "mps=$mps" | tee -a "$WORK/versions.txt"
 
+# 0. BENCH=1: the Triton executor's throughput (benchmarks/memory_gpu.py) ALONE on the GPU,
+#    before any job starts (timings shared with training jobs would mean nothing): the
+#    library's default clipped update at T 1k/4k/16k, then the unclipped one at 4k
+if [ -n "${BENCH:-}" ] && [ -z "${SMOKE:-}" ]; then
+  timeout "${BENCH_TIMEOUT:-150}" bash -c '
+    python benchmarks/memory_gpu.py --json --repeats 3
+    python benchmarks/memory_gpu.py --json --repeats 3 --max-grad-norm none --seq-lens 4096 \
+      --executors chunked triton
+  ' > "$WORK/memory_gpu.jsonl" 2> "$WORK/memory_gpu.stderr.txt"
+  echo "memory_gpu rc=$?" >> "$WORK/versions.txt"
+  cat "$WORK/memory_gpu.jsonl"
+  snapshot
+fi
+
 job() {  # job NAME CMD... : background, time-limited, logged
   local name="$1"
   shift
@@ -273,6 +287,27 @@ plan_kmer5() {  # next GPU session: 5-mers, never tried before session 28, where
   done
 }
 
+plan_defaults() {  # session 32: the shipped defaults end to end on the three large tasks
+  # that had no such row (prom_core_all, tf/0, tf/1). A default fit trains 4-mers and
+  # 6-mers, keeps the lower dev loss, then that size with positions, all in one process
+  # with max_time shared; here the four candidate networks (both sizes, with and without
+  # positions) run side by side, each with MAX_TIME, and the default's two dev-loss
+  # choices are read off their rows afterwards (each candidate is seeded afresh, so it
+  # equals the fit inside the default; tested). SEEDS as in plan_kmer5
+  local t s k p
+  for s in ${SEEDS:-0}; do
+    for t in prom_core_all tf/0 tf/1; do
+      for k in 4 6; do
+        for p in False True; do
+          job "gue_def_${t//\//_}_k${k}_pos${p}_s$s" "${GEN[@]}" "${B128[@]}" \
+            --set "kmer_k=$k" --set "position_embedding=$p" --seeds "$s" \
+            --tasks "$t" --tag "def_${t//\//_}_k${k}_pos${p}_s$s"
+        done
+      done
+    done
+  done
+}
+
 case "${PLAN:-main}" in
   main) plan_main ;;
   pooling) plan_pooling ;;
@@ -283,8 +318,9 @@ case "${PLAN:-main}" in
   kmer_linear) plan_kmer_linear ;;
   pretrain) plan_pretrain ;;
   kmer5) plan_kmer5 ;;
+  defaults) plan_defaults ;;
   *) echo "unknown PLAN=$PLAN (main, pooling, followup, grid, position, ensemble, kmer_linear," \
-       "pretrain, kmer5)" >&2; exit 2 ;;
+       "pretrain, kmer5, defaults)" >&2; exit 2 ;;
 esac
 
 if [ -z "${SMOKE:-}" ]; then  # GPU load while the jobs run, for sizing the next session
@@ -296,8 +332,11 @@ fi
 # 2. Triton tests on CUDA while the jobs run (correctness only, timings come later) -------
 rc_test=0
 if [ -z "${SMOKE:-}" ] && { [ "${PLAN:-main}" = main ] || [ -n "${TRITON_TESTS:-}" ]; }; then
+  workers=()  # compiling the kernels is CPU work: spread the tests over a few processes
+  python -c "import xdist" 2> /dev/null && workers=(-n "${TEST_WORKERS:-4}")
   TITANS_TS_TRITON_DEVICE=cuda timeout "${TEST_TIMEOUT:-240}" \
-    python -m pytest -q -p no:cacheprovider --durations=5 tests/memory/test_triton.py \
+    python -m pytest -q -p no:cacheprovider --durations=5 "${workers[@]}" \
+    tests/memory/test_triton.py \
     > "$WORK/pytest_triton.txt" 2>&1
   rc_test=$?
   tail -n 5 "$WORK/pytest_triton.txt"
@@ -311,6 +350,7 @@ pids=$(jobs -p | grep -v -e "^${smi:-x}$" -e "^${snap}$")
 python recipes/genomics.py --report-from "$WORK/genomics" > "$WORK/logs/genomics_report.log" 2>&1
 {
   cat "$WORK/versions.txt"
+  cat "$WORK/memory_gpu.jsonl" 2>/dev/null
   echo "triton tests rc=$rc_test"
   tail -n 3 "$WORK/pytest_triton.txt" 2>/dev/null
   for f in "$WORK"/logs/*.log; do

@@ -384,3 +384,28 @@ def test_auto_falls_back_when_the_kernels_do_not_fit(monkeypatch: pytest.MonkeyP
     with pytest.raises(memory_triton.SharedMemoryError):
         memory_triton.triton_run_memory(p.q, p.k, p.v, p.theta, p.eta, p.alpha, p.weights,
                                         chunk_size=4, preflight=True)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="the real pre-launch check needs a CUDA card")
+def test_auto_at_the_library_shape_on_this_card() -> None:
+    """The library's own memory shape (d 64, depth 2, hidden 256, chunk 64, per-token
+    clipping at the default bound 1.0) through ``executor="auto"`` on the card: the
+    pre-launch shared-memory check passes (no fallback warning), both kernels launch, and
+    outputs, state and every gradient equal the chunked executor's. A mid-chunk split
+    carries the state through a partial chunk."""
+    import warnings
+
+    problem = problem32(B=2, H=2, T=150, d=64, depth=2, mult=4, seed=71)
+    kw = dict(chunk_size=64, max_grad_norm=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with Launches(forward=2, backward=2):
+            y1, s1 = split_run(problem, [100], "auto", **kw)
+            g1 = grads(problem, y1, s1)
+    y0, s0 = split_run(problem, [100], "chunked", **kw)
+    g0 = grads(problem, y0, s0)
+    assert_close("y", y1, y0, RTOL)
+    for i, (a, b) in enumerate(zip(s1.weights + s1.momentum, s0.weights + s0.momentum)):
+        assert_close(f"state[{i}]", a, b, RTOL)
+    for name, a, b in zip(NAMES + ["weights[0]", "weights[1]"], g1, g0):
+        assert_close(f"d/d{name}", a, b, RTOL)
