@@ -409,3 +409,20 @@ def test_auto_at_the_library_shape_on_this_card() -> None:
         assert_close(f"state[{i}]", a, b, RTOL)
     for name, a, b in zip(NAMES + ["weights[0]", "weights[1]"], g1, g0):
         assert_close(f"d/d{name}", a, b, RTOL)
+
+
+def test_device_shared_memory_limit_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card's per-block limit comes from PyTorch's device properties, else from Triton's
+    driver query (a GPU run found ``triton.compiler.max_shared_mem`` gone in Triton 3.6)."""
+    import types
+
+    import triton.runtime
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(shared_memory_per_block_optin=232_448))
+    assert fused_chunk.device_shared_memory_limit(0) == 232_448
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace())
+    utils = types.SimpleNamespace(get_device_properties=lambda i: {"max_shared_mem": 101_376})
+    monkeypatch.setattr(triton.runtime, "driver",
+                        types.SimpleNamespace(active=types.SimpleNamespace(utils=utils)))
+    assert fused_chunk.device_shared_memory_limit(0) == 101_376

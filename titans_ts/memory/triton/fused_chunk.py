@@ -1024,18 +1024,30 @@ def _check_device(plan: _Plan, device: torch.device) -> None:
     memory? (Triton would otherwise fail at launch, for the backward only mid-backward.)"""
     if INTERPRETER or device.type != "cuda" or torch.version.hip is not None:
         return
-    from triton.compiler import max_shared_mem
-
     index = device.index if device.index is not None else torch.cuda.current_device()
     major, minor = torch.cuda.get_device_capability(index)
     kinds = ("forward", "backward") if plan.needs_grad else ("forward",)
     try:
         need = shared_memory_bytes(plan, 10 * major + minor, kinds)
+        limit = device_shared_memory_limit(index)
     except Exception as exc:  # noqa: BLE001 - the check is a courtesy; the launch still runs
         warnings.warn(f"could not size the Triton kernels' shared memory before launch ({exc})",
                       RuntimeWarning, stacklevel=3)
         return
-    check_shared_memory(plan, need, max_shared_mem(index), torch.cuda.get_device_name(index))
+    check_shared_memory(plan, need, limit, torch.cuda.get_device_name(index))
+
+
+def device_shared_memory_limit(index: int) -> int:
+    """Shared memory one block may opt into on CUDA device ``index`` (bytes): PyTorch's
+    ``shared_memory_per_block_optin`` where it has it, else Triton's driver query (the
+    H100: 232,448). (``triton.compiler.max_shared_mem`` is gone from Triton 3.6.)"""
+    props = torch.cuda.get_device_properties(index)
+    optin = getattr(props, "shared_memory_per_block_optin", None)
+    if optin:
+        return int(optin)
+    from triton.runtime import driver
+
+    return int(driver.active.utils.get_device_properties(index)["max_shared_mem"])
 
 
 # ----------------------------------------------------------------------------------------
