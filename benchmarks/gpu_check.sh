@@ -25,8 +25,12 @@ status=0
 cat "$OUT/versions.txt"
 
 if python -c "import pytest" 2>/dev/null; then
-  TITANS_TS_TRITON_DEVICE=cuda timeout "${TEST_TIMEOUT:-300}" \
-    python -m pytest -q -p no:cacheprovider --durations=10 \
+  # compiling the kernels is CPU work (cold cache: ~2 min for the library-shape test
+  # alone): spread the tests over a few processes where pytest-xdist is installed
+  workers=()
+  python -c "import xdist" 2> /dev/null && workers=(-n "${TEST_WORKERS:-4}")
+  TITANS_TS_TRITON_DEVICE=cuda timeout "${TEST_TIMEOUT:-360}" \
+    python -m pytest -q -p no:cacheprovider --durations=10 "${workers[@]}" \
     tests/memory/test_triton.py 2>&1 | tee "$OUT/pytest.txt"
   rc_test=${PIPESTATUS[0]}
 else
