@@ -108,12 +108,16 @@ def split_run(problem: Problem, splits: list[int], executor: str, **kwargs: obje
     return torch.cat(ys, dim=2), state
 
 
-def assert_match(problem: Problem, splits: list[int] | None = None, **kwargs: object) -> None:
-    """Triton vs chunked on the same stream (optionally cut into pieces): outputs, final
-    state (incl. open-chunk start weights) and gradients of every input."""
+def assert_match(
+    problem: Problem, splits: list[int] | None = None, executor: str = "triton",
+    **kwargs: object,
+) -> None:
+    """Triton (named, or chosen by ``executor="auto"``) vs chunked on the same stream
+    (optionally cut into pieces): outputs, final state (incl. open-chunk start weights) and
+    gradients of every input."""
     splits = splits or []
     with Launches(forward=1 + len(splits), backward=1 + len(splits)):
-        y1, s1 = split_run(problem, splits, "triton", **kwargs)
+        y1, s1 = split_run(problem, splits, executor, **kwargs)
         g1 = grads(problem, y1, s1)
     y0, s0 = split_run(problem, splits, "chunked", **kwargs)
     g0 = grads(problem, y0, s0)
@@ -396,19 +400,9 @@ def test_auto_at_the_library_shape_on_this_card() -> None:
     import warnings
 
     problem = problem32(B=2, H=2, T=150, d=64, depth=2, mult=4, seed=71)
-    kw = dict(chunk_size=64, max_grad_norm=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        with Launches(forward=2, backward=2):
-            y1, s1 = split_run(problem, [100], "auto", **kw)
-            g1 = grads(problem, y1, s1)
-    y0, s0 = split_run(problem, [100], "chunked", **kw)
-    g0 = grads(problem, y0, s0)
-    assert_close("y", y1, y0, RTOL)
-    for i, (a, b) in enumerate(zip(s1.weights + s1.momentum, s0.weights + s0.momentum)):
-        assert_close(f"state[{i}]", a, b, RTOL)
-    for name, a, b in zip(NAMES + ["weights[0]", "weights[1]"], g1, g0):
-        assert_close(f"d/d{name}", a, b, RTOL)
+        assert_match(problem, splits=[100], executor="auto", chunk_size=64, max_grad_norm=1.0)
 
 
 def test_device_shared_memory_limit_sources(monkeypatch: pytest.MonkeyPatch) -> None:
