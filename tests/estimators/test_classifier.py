@@ -35,6 +35,7 @@ from titans_ts.heads.classification import (
     masked_pool,
 )
 from titans_ts.training.sequence import (
+    SequenceCollate,
     SequenceModelConfig,
     TitansSequenceModel,
     build_sequence_backbone_config,
@@ -316,6 +317,43 @@ def test_max_length_truncates(motif_data):
     # only the first 12 bases count: changing later bases changes nothing
     tail_changed = [s[:12] + "A" * (len(s) - 12) for s in X]
     np.testing.assert_array_equal(est.predict_proba(X), est.predict_proba(tail_changed))
+
+
+def test_crop_collate_feeds_random_sub_windows():
+    fwd = [np.arange(10, 10 + n) for n in (1, 2, 7, 30)]
+    items = [(f, -f, i) for i, f in enumerate(fwd)]
+    plain = SequenceCollate(pad_id=0)(items)
+    assert plain[1].sum(1).tolist() == [1, 2, 7, 30]
+    collate = SequenceCollate(pad_id=0, seed=3, crop=5)
+    seen_lengths, seen_starts = set(), set()
+    for _ in range(200):
+        ids, mask, labels = collate(items)
+        assert labels.tolist() == [0, 1, 2, 3]
+        for row, m, f in zip(ids, mask, fwd, strict=True):
+            kept = row[m].numpy()
+            assert len(f) - min(5, len(f) - 1) <= len(kept) <= len(f)  # never empty
+            start = int(kept[0]) - int(f[0])
+            np.testing.assert_array_equal(kept, f[start : start + len(kept)])  # contiguous
+            if len(f) == 30:
+                seen_lengths.add(len(kept))
+                seen_starts.add(start)
+    assert seen_lengths == set(range(25, 31)) and seen_starts == set(range(6))
+    again = SequenceCollate(pad_id=0, seed=3, crop=5)(items)
+    first = SequenceCollate(pad_id=0, seed=3, crop=5)(items)
+    torch.testing.assert_close(again[0], first[0])
+    with pytest.raises(ValueError, match="crop must be >= 0"):
+        SequenceCollate(pad_id=0, crop=-1)
+
+
+def test_crop_augment_option(motif_data):
+    X, y = motif_data
+    base = tiny(max_epochs=1, early_stopping=False).fit(X, y).predict_proba(X)
+    a = tiny(max_epochs=1, early_stopping=False, crop_augment=6).fit(X, y).predict_proba(X)
+    b = tiny(max_epochs=1, early_stopping=False, crop_augment=6).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)  # seeded: reproducible
+    assert not np.allclose(a, base)  # the crops changed what was trained on
+    with pytest.raises(ValueError, match="'crop_augment' parameter"):
+        tiny(crop_augment=-1).fit(X, y)
 
 
 # --------------------------------------------------------------------------- reproducibility

@@ -267,6 +267,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         class_weight: ``None`` (equal), ``"balanced"`` (inverse class frequency) or
             ``{label: weight}`` (missing labels weigh 1), in the cross-entropy.
         rc_augment: train on a random strand of every sequence.
+        crop_augment: with ``> 0``, every training sequence loses a random number of
+            tokens, up to ``crop_augment`` (never all), from its two ends, a fresh random
+            sub-window each time it is drawn (with overlapping k-mers, bases); validation
+            and prediction see whole sequences. 0 (default): off.
         rc_average: average both strands' logits / embeddings at prediction.
         early_stopping, validation_size, patience: hold out a stratified fraction (float)
             or count (int) of the training data and stop when its loss stops improving.
@@ -313,6 +317,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
         "class_weight": [Options(("balanced",)), dict, None],
         "rc_augment": ["boolean"],
+        "crop_augment": [Interval(Integral, 0, None)],
         "rc_average": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_size": [Interval(Real, 0, 1, closed="neither"), Interval(Integral, 1, None)],
@@ -352,6 +357,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         lr_decay: float | None = _D.lr_decay,
         class_weight: str | dict | None = None,
         rc_augment: bool = True,
+        crop_augment: int = 0,
         rc_average: bool = True,
         early_stopping: bool = True,
         validation_size: float | int = _D.validation_size,
@@ -387,6 +393,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.lr_decay = lr_decay
         self.class_weight = class_weight
         self.rc_augment = rc_augment
+        self.crop_augment = crop_augment
         self.rc_average = rc_average
         self.early_stopping = early_stopping
         self.validation_size = validation_size
@@ -637,7 +644,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 model, self.learning_rate, self.weight_decay,
                 lr_decay=self.lr_decay if has_val else None,
             )
-            collate = SequenceCollate(tokenizer.pad_id, bool(self.rc_augment), seed)
+            collate = SequenceCollate(
+                tokenizer.pad_id, bool(self.rc_augment), seed, crop=int(self.crop_augment)
+            )
             generator = torch.Generator().manual_seed(seed)
             train_loader = DataLoader(
                 train, batch_size=self.batch_size, shuffle=True, generator=generator,

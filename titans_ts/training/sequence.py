@@ -177,14 +177,22 @@ def _take(packed: PackedTokens, indices: np.ndarray) -> PackedTokens:
 class SequenceCollate:
     """Collate ``(forward, reverse, label)`` items into ``(ids, mask, labels)`` tensors.
 
-    With ``rc_augment`` each item is fed on a random strand (probability ½ each), drawn from
-    a generator seeded with ``seed`` (the loader runs in the main process, so a fit is
-    reproducible); otherwise the forward strand.
+    With ``rc_augment`` each item is fed on a random strand (probability ½ each); with
+    ``crop > 0`` each item (on the strand fed) then loses ``n`` tokens, ``n`` uniform in
+    ``0 .. min(crop, T_i - 1)``, split uniformly at random between its start and its end
+    (with overlapping k-mers a token is a base, so this is a random sub-window of the
+    sequence). Both draw from one generator seeded with ``seed`` (the loader runs in the
+    main process, so a fit is reproducible); without either, items pass unchanged.
     """
 
-    def __init__(self, pad_id: int, rc_augment: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, pad_id: int, rc_augment: bool = False, seed: int = 0, crop: int = 0
+    ) -> None:
+        if int(crop) < 0:
+            raise ValueError(f"crop must be >= 0 tokens, got {crop}")
         self.pad_id = int(pad_id)
         self.rc_augment = bool(rc_augment)
+        self.crop = int(crop)
         self.rng = np.random.default_rng(seed)
 
     def __call__(
@@ -195,9 +203,16 @@ class SequenceCollate:
             rows = [rev if f else fwd for (fwd, rev, _), f in zip(items, flip, strict=True)]
         else:
             rows = [fwd for fwd, _, _ in items]
+        if self.crop:
+            rows = [self._crop(row) for row in rows]
         ids, mask = pad_batch(rows, self.pad_id)
         labels = torch.tensor([label for _, _, label in items], dtype=torch.long)
         return ids, mask, labels
+
+    def _crop(self, row: np.ndarray) -> np.ndarray:
+        n = int(self.rng.integers(0, min(self.crop, len(row) - 1) + 1))
+        start = int(self.rng.integers(0, n + 1))
+        return row[start : len(row) - (n - start)]
 
 
 # --------------------------------------------------------------------------- network
