@@ -37,6 +37,7 @@ from titans_ts.heads.classification import (
 from titans_ts.training.sequence import (
     SequenceCollate,
     SequenceModelConfig,
+    SubkmerEmbedding,
     TitansSequenceModel,
     build_sequence_backbone_config,
     pad_batch,
@@ -354,6 +355,46 @@ def test_crop_augment_option(motif_data):
     assert not np.allclose(a, base)  # the crops changed what was trained on
     with pytest.raises(ValueError, match="'crop_augment' parameter"):
         tiny(crop_augment=-1).fit(X, y)
+
+
+def test_subkmer_embedding_sums_the_prefix_embeddings():
+    from titans_ts.encoders.dna import KmerTokenizer
+
+    tok = KmerTokenizer(3)
+    emb = SubkmerEmbedding(3, d=5)
+    ids = torch.as_tensor([*tok.encode("ACGTTGCAN").tolist(), tok.pad_id, tok.unk_id])
+    got = emb(ids[None])[0]
+    table = emb.table.weight
+    rows1 = {b: i for i, b in enumerate("ACGT")}  # 1-base prefixes first, then 2-base ones
+    rows2 = {a + b: 4 + 4 * i + j for i, a in enumerate("ACGT") for j, b in enumerate("ACGT")}
+    for t, i in enumerate(ids.tolist()):
+        word = tok.vocab[i]
+        if i < 4**3:
+            want = table[rows1[word[0]]] + table[rows2[word[:2]]]
+        else:  # [UNK] (a k-mer with N), [PAD]: nothing added
+            want = torch.zeros(5)
+        torch.testing.assert_close(got[t], want)
+    with pytest.raises(ValueError, match="subkmer_k=1 needs k-mer tokens"):
+        SequenceModelConfig(vocab_size=74, pad_id=70, n_classes=2, subkmer_k=1)
+    with pytest.raises(ValueError, match="subkmer_k=4 needs"):
+        SequenceModelConfig(vocab_size=74, pad_id=70, n_classes=2, subkmer_k=4)
+
+
+def test_subkmer_embedding_option(motif_data, tmp_path):
+    X, y = motif_data
+    plain = tiny(max_epochs=1, early_stopping=False).fit(X, y)
+    est = tiny(max_epochs=1, early_stopping=False, subkmer_embedding=True).fit(X, y)
+    assert est.config_.subkmer_k == 4 and plain.config_.subkmer_k == 0
+    n_plain = sum(p.numel() for p in plain.model_.parameters())
+    n_sub = sum(p.numel() for p in est.model_.parameters())
+    assert n_sub - n_plain == (4 + 16 + 64 + 1) * TINY["d_model"]
+    assert not np.allclose(est.predict_proba(X), plain.predict_proba(X))
+    rc = [reverse_complement(s) for s in X]
+    np.testing.assert_allclose(est.predict_proba(X), est.predict_proba(rc), atol=1e-6)
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "sub"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    with pytest.raises(ValueError, match="subkmer_embedding=True needs k-mer tokens"):
+        tiny(tokenizer="nucleotide", subkmer_embedding=True).fit(X, y)
 
 
 # --------------------------------------------------------------------------- reproducibility

@@ -254,6 +254,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             class inside the classifier; off by default: one seed each on the CPU, it
             lowered the validation loss on mouse/0 and prom_core_tata and raised it on
             tf/0 and mouse/2; docs/results.md).
+        subkmer_embedding: add to every k-mer token's embedding learned embeddings of its
+            prefixes of 1 .. k-1 bases (k-mers that share a prefix share part of their
+            embedding; :class:`~titans_ts.training.sequence.SubkmerEmbedding`). Needs
+            k-mer tokens with ``k >= 2``. Off by default.
         dropout: dropout in the backbone and on the pooled vector.
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW).
@@ -307,6 +311,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "pooling": [Options(POOLINGS)],
         "position_embedding": ["boolean", Options(("auto",))],
         "kmer_linear": ["boolean"],
+        "subkmer_embedding": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
@@ -347,6 +352,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         pooling: str = _D.pooling,
         position_embedding: bool | str = _D.position_embedding,
         kmer_linear: bool = False,
+        subkmer_embedding: bool = False,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
         max_time: float | None = None,
@@ -383,6 +389,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.pooling = pooling
         self.position_embedding = position_embedding
         self.kmer_linear = kmer_linear
+        self.subkmer_embedding = subkmer_embedding
         self.dropout = dropout
         self.max_epochs = max_epochs
         self.max_time = max_time
@@ -625,6 +632,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             backbone=backbone,
             max_positions=int(forward.lengths.max()) if position else 0,
             kmer_linear=bool(self.kmer_linear),
+            subkmer_k=self._subkmer_k(tokenizer),
         )
 
         with self._fit_context() as (seed, root):
@@ -670,6 +678,17 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             "n_train": len(train),
             "n_val": len(val) if has_val else 0,
         }
+
+    def _subkmer_k(self, tokenizer: Any) -> int:
+        if not self.subkmer_embedding:
+            return 0
+        k = getattr(tokenizer, "k", 1)
+        if k < 2:
+            raise ValueError(
+                f"subkmer_embedding=True needs k-mer tokens with k >= 2, got {tokenizer!r}; "
+                "use tokenizer='kmer' with kmer_k >= 2 (or 'auto'), or subkmer_embedding=False"
+            )
+        return int(k)
 
     def _split(
         self, data: TokenizedSequences, y_index: np.ndarray, seed: int

@@ -43,6 +43,7 @@ from titans_ts.memory import MemoryConfig
 __all__ = [
     "SequenceCollate",
     "SequenceModelConfig",
+    "SubkmerEmbedding",
     "TitansSequenceModel",
     "TokenizedSequences",
     "build_sequence_backbone_config",
@@ -237,6 +238,12 @@ class SequenceModelConfig:
             a learned score per token and class, averaged over the real tokens (with k-mer
             tokens, logistic regression on k-mer frequencies, the model class of the
             k-mer baseline, trained jointly with the network). Starts at zero.
+        subkmer_k: with ``k >= 2`` (the tokens are overlapping ``k``-mers with the
+            :class:`~titans_ts.encoders.dna.KmerTokenizer` id layout), every k-mer token's
+            embedding also gets learned embeddings of its prefixes of 1 .. k-1 bases (so
+            k-mers sharing a prefix share part of their embedding, and every shorter
+            j-mer of the sequence is represented); other tokens (``[UNK]``, specials) get
+            none. 0: off.
     """
 
     vocab_size: int
@@ -247,10 +254,11 @@ class SequenceModelConfig:
     backbone: TitansConfig = field(default_factory=TitansConfig)
     max_positions: int = 0
     kmer_linear: bool = False
+    subkmer_k: int = 0
 
     def __post_init__(self) -> None:
         for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2),
-                          ("max_positions", 0)):
+                          ("max_positions", 0), ("subkmer_k", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(
@@ -262,6 +270,11 @@ class SequenceModelConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not isinstance(self.kmer_linear, bool):
             raise TypeError(f"kmer_linear must be a bool, got {self.kmer_linear!r}")
+        if self.subkmer_k == 1 or 4**self.subkmer_k > self.vocab_size:
+            raise ValueError(
+                f"subkmer_k={self.subkmer_k} needs k-mer tokens with k >= 2 whose 4**k k-mer "
+                f"ids fit vocab_size={self.vocab_size}; use 0 for other tokenizers"
+            )
         if not isinstance(self.backbone, TitansConfig):
             raise TypeError(f"backbone must be a TitansConfig, got {type(self.backbone).__name__}")
 
@@ -318,6 +331,44 @@ def build_sequence_backbone_config(
     )
 
 
+class SubkmerEmbedding(nn.Module):
+    """Sum of learned embeddings of a k-mer token's prefixes of 1 .. k-1 bases.
+
+    With the :class:`~titans_ts.encoders.dna.KmerTokenizer` layout (k-mer ids ``0 ..
+    4**k - 1``, base-4 with the first base most significant) the ``j``-base prefix of id
+    ``i`` is ``i >> 2 (k - j)``. Ids ``>= 4**k`` ([UNK], single bases, specials, padding)
+    get zeros.
+
+    Args:
+        k: the tokens' k-mer size (>= 2).
+        d: embedding width.
+
+    ``forward(ids (B, T) int64) -> (B, T, d)``.
+    """
+
+    def __init__(self, k: int, d: int) -> None:
+        super().__init__()
+        if k < 2:
+            raise ValueError(f"SubkmerEmbedding needs k >= 2, got {k}")
+        self.k = int(k)
+        sizes = [4**j for j in range(1, k)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.int64), False)
+        self.register_buffer(
+            "shifts", torch.as_tensor([2 * (k - j) for j in range(1, k)]), False
+        )
+        self.zero_row = int(sum(sizes))
+        self.table = nn.Embedding(self.zero_row + 1, d, padding_idx=self.zero_row)
+        nn.init.normal_(self.table.weight, std=0.02)
+        with torch.no_grad():
+            self.table.weight[self.zero_row].zero_()
+
+    def forward(self, ids: Tensor) -> Tensor:
+        rows = (ids[..., None] >> self.shifts) + self.offsets  # (B, T, k-1)
+        rows = rows.masked_fill((ids >= 4**self.k)[..., None], self.zero_row)
+        return self.table(rows).sum(-2)
+
+
 class TitansSequenceModel(nn.Module):
     """Token embedding → Titans backbone → masked pooling → linear classifier.
 
@@ -336,6 +387,9 @@ class TitansSequenceModel(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.02)
         with torch.no_grad():
             self.embedding.weight[config.pad_id].zero_()
+        self.subkmers = None
+        if config.subkmer_k:
+            self.subkmers = SubkmerEmbedding(config.subkmer_k, d)
         self.position = None
         if config.max_positions > 0:
             self.position = nn.Embedding(config.max_positions, d)
@@ -380,6 +434,8 @@ class TitansSequenceModel(nn.Module):
         """Backbone states ``(B, T, d_model)`` of ``ids (B, T)`` (padding included)."""
         self._check(ids, mask)
         x = self.embedding(ids)
+        if self.subkmers is not None:
+            x = x + self.subkmers(ids)
         if self.position is not None:
             n = self.position.num_embeddings
             where = torch.arange(ids.shape[1], device=ids.device).clamp_max(n - 1)
