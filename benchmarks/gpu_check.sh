@@ -7,9 +7,12 @@
 # 1. tests/memory/test_triton.py with the compiled kernels on CUDA tensors (no interpreter):
 #    outputs and gradients of every input equal the chunked executor on the same GPU;
 # 2. benchmarks/memory_gpu.py --json: eager chunked, compiled chunked and Triton at
-#    B 8, H 8, d 64, depth 2, multiplier 4, chunk 64, T 1k/4k/16k.
+#    B 8, H 8, d 64, depth 2, multiplier 4, chunk 64, T 1k/4k/16k;
+# 3. the eager chunked executor again with every chunk kept (--backward-cache-mb inf): at
+#    this shape all chunks take 850 MiB at 1k (13.3 KiB per token and head), so step 2's
+#    chunked rows recompute every chunk in the backward while Triton keeps its states.
 # Everything lands in $OUT (default ./gpu_check_out): versions.txt, pytest.txt,
-# benchmark.jsonl, benchmark.stderr.txt, summary.txt. Exit status: non-zero if a step failed.
+# benchmark.jsonl, benchmark_keepall.jsonl, benchmark.stderr.txt, summary.txt. Exit status: non-zero if a step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu_check_out}"
@@ -46,5 +49,11 @@ cat "$OUT/benchmark.jsonl"
 tail -n 20 "$OUT/benchmark.stderr.txt"
 [ "$rc_bench" -eq 0 ] || status=1
 
-echo "gpu tests rc=$rc_test benchmark rc=$rc_bench" | tee "$OUT/summary.txt"
+timeout "${KEEPALL_TIMEOUT:-180}" python benchmarks/memory_gpu.py --json --executors chunked \
+  --backward-cache-mb inf > "$OUT/benchmark_keepall.jsonl" 2>> "$OUT/benchmark.stderr.txt"
+rc_keep=$?
+cat "$OUT/benchmark_keepall.jsonl"
+[ "$rc_keep" -eq 0 ] || status=1
+
+echo "gpu tests rc=$rc_test benchmark rc=$rc_bench keep-all rc=$rc_keep" | tee "$OUT/summary.txt"
 exit "$status"

@@ -38,6 +38,7 @@ import torch
 from titans_ts.memory import chunked as chunked_module
 from titans_ts.memory import run_memory
 from titans_ts.memory.chunked import forward_flops
+from titans_ts.memory.spec import mib_to_budget_bytes
 
 Tensor = torch.Tensor
 
@@ -131,10 +132,14 @@ def measure(args: argparse.Namespace, executor: str, T: int, matmul: float | Non
     q, k, v, theta, eta, alpha, *weights = inputs
     name = "chunked" if executor.startswith("chunked") else executor
 
+    budget = None if args.backward_cache_mb is None else mib_to_budget_bytes(
+        args.backward_cache_mb
+    )
+
     def call() -> tuple[Tensor, object]:
         return run_memory(
             q, k, v, theta, eta, alpha, weights, chunk_size=args.chunk, executor=name,
-            max_grad_norm=args.max_grad_norm,
+            max_grad_norm=args.max_grad_norm, cache_budget_bytes=budget,
         )
 
     def fwd() -> None:
@@ -215,6 +220,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-grad-norm", type=lambda x: None if x.lower() == "none" else float(x), default=1.0,
         help="per-token inner-gradient clipping bound, as NeuralMemory's default; 'none' = off",
+    )
+    p.add_argument(
+        "--backward-cache-mb", type=float, default=None,
+        help="the chunked executor's keep-or-recompute budget in MiB (MemoryConfig."
+        "backward_cache_mb; 'inf' keeps every chunk); default: the library's 512 MiB rule",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
