@@ -382,8 +382,9 @@ def test_subkmer_embedding_sums_the_prefix_embeddings():
 
 def test_subkmer_embedding_option(motif_data, tmp_path):
     X, y = motif_data
-    plain = tiny(max_epochs=1, early_stopping=False).fit(X, y)
-    est = tiny(max_epochs=1, early_stopping=False, subkmer_embedding=True).fit(X, y)
+    assert CLASSIFIER_DEFAULTS.subkmer_embedding is True
+    plain = tiny(max_epochs=1, early_stopping=False, subkmer_embedding=False).fit(X, y)
+    est = tiny(max_epochs=1, early_stopping=False).fit(X, y)  # on by default
     assert est.config_.subkmer_k == 4 and plain.config_.subkmer_k == 0
     n_plain = sum(p.numel() for p in plain.model_.parameters())
     n_sub = sum(p.numel() for p in est.model_.parameters())
@@ -393,8 +394,9 @@ def test_subkmer_embedding_option(motif_data, tmp_path):
     np.testing.assert_allclose(est.predict_proba(X), est.predict_proba(rc), atol=1e-6)
     loaded = TitansSequenceClassifier.load(est.save(tmp_path / "sub"))
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
-    with pytest.raises(ValueError, match="subkmer_embedding=True needs k-mer tokens"):
-        tiny(tokenizer="nucleotide", subkmer_embedding=True).fit(X, y)
+    # single-base tokens have no prefixes: nothing added, no error
+    bases = tiny(max_epochs=1, early_stopping=False, tokenizer="nucleotide").fit(X, y)
+    assert bases.config_.subkmer_k == 0
 
 
 # --------------------------------------------------------------------------- reproducibility
@@ -420,6 +422,21 @@ def test_save_load_parity(fitted, motif_data, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     with pytest.raises(FileNotFoundError, match="no estimator.json"):
         TitansSequenceClassifier.load(tmp_path / "missing")
+
+
+def test_load_a_save_from_before_subkmer_embedding(motif_data, tmp_path):
+    import json
+
+    X, y = motif_data
+    old = tiny(max_epochs=1, early_stopping=False, subkmer_embedding=False).fit(X, y)
+    folder = old.save(tmp_path / "old")
+    document = json.loads((folder / "estimator.json").read_text())
+    del document["params"]["subkmer_embedding"]  # as written before session 33
+    del document["model_config"]["subkmer_k"]
+    (folder / "estimator.json").write_text(json.dumps(document))
+    loaded = TitansSequenceClassifier.load(folder)
+    assert loaded.subkmer_embedding is False and loaded.config_.subkmer_k == 0
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
 
 
 def test_save_load_dict_class_weight_and_int_labels(motif_data, tmp_path):
