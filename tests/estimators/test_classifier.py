@@ -357,41 +357,6 @@ def test_crop_augment_option(motif_data):
         tiny(crop_augment=-1).fit(X, y)
 
 
-def test_mask_collate_replaces_tokens_at_the_rate():
-    fwd = [np.arange(10, 10 + n) for n in (3, 50, 400)]
-    items = [(f, -f, i) for i, f in enumerate(fwd)]
-    collate = SequenceCollate(pad_id=0, seed=1, mask_rate=0.25, mask_id=9)
-    masked = total = 0
-    for _ in range(50):
-        ids, mask, labels = collate(items)
-        assert mask.sum(1).tolist() == [3, 50, 400]  # lengths and padding unchanged
-        for row, m, f in zip(ids, mask, fwd, strict=True):
-            kept = row[m].numpy()
-            hit = kept == 9
-            np.testing.assert_array_equal(kept[~hit], f[~hit])  # the rest untouched
-            masked += int(hit.sum())
-            total += len(f)
-    assert abs(masked / total - 0.25) < 0.01  # 22,650 draws: sd 0.003
-    again = SequenceCollate(pad_id=0, seed=1, mask_rate=0.25, mask_id=9)(items)
-    first = SequenceCollate(pad_id=0, seed=1, mask_rate=0.25, mask_id=9)(items)
-    torch.testing.assert_close(again[0], first[0])
-    with pytest.raises(ValueError, match="mask_rate must be in"):
-        SequenceCollate(pad_id=0, mask_rate=1.0, mask_id=9)
-    with pytest.raises(ValueError, match="needs the tokenizer's mask_id"):
-        SequenceCollate(pad_id=0, mask_rate=0.1)
-
-
-def test_mask_augment_option(motif_data):
-    X, y = motif_data
-    base = tiny(max_epochs=1, early_stopping=False).fit(X, y).predict_proba(X)
-    a = tiny(max_epochs=1, early_stopping=False, mask_augment=0.2).fit(X, y).predict_proba(X)
-    b = tiny(max_epochs=1, early_stopping=False, mask_augment=0.2).fit(X, y).predict_proba(X)
-    np.testing.assert_array_equal(a, b)  # seeded: reproducible
-    assert not np.allclose(a, base)  # the masks changed what was trained on
-    with pytest.raises(ValueError, match="'mask_augment' parameter"):
-        tiny(mask_augment=1.0).fit(X, y)
-
-
 def test_subkmer_embedding_sums_the_prefix_embeddings():
     from titans_ts.encoders.dna import KmerTokenizer
 

@@ -287,9 +287,6 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             tokens, up to ``crop_augment`` (never all), from its two ends, a fresh random
             sub-window each time it is drawn (with overlapping k-mers, bases); validation
             and prediction see whole sequences. 0 (default): off.
-        mask_augment: probability in ``[0, 1)`` that a training token is replaced by
-            ``[MASK]`` (drawn afresh each time a sequence is drawn; validation and
-            prediction see every token). 0 (default): off.
         rc_average: average both strands' logits / embeddings at prediction.
         early_stopping, validation_size, patience: hold out a stratified fraction (float)
             or count (int) of the training data and stop when its loss stops improving.
@@ -338,7 +335,6 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "class_weight": [Options(("balanced",)), dict, None],
         "rc_augment": ["boolean"],
         "crop_augment": [Interval(Integral, 0, None)],
-        "mask_augment": [Interval(Real, 0, 1, closed="left")],
         "rc_average": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_size": [Interval(Real, 0, 1, closed="neither"), Interval(Integral, 1, None)],
@@ -380,7 +376,6 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         class_weight: str | dict | None = None,
         rc_augment: bool = True,
         crop_augment: int = 0,
-        mask_augment: float = 0.0,
         rc_average: bool = True,
         early_stopping: bool = True,
         validation_size: float | int = _D.validation_size,
@@ -418,7 +413,6 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.class_weight = class_weight
         self.rc_augment = rc_augment
         self.crop_augment = crop_augment
-        self.mask_augment = mask_augment
         self.rc_average = rc_average
         self.early_stopping = early_stopping
         self.validation_size = validation_size
@@ -671,8 +665,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 lr_decay=self.lr_decay if has_val else None,
             )
             collate = SequenceCollate(
-                tokenizer.pad_id, bool(self.rc_augment), seed, crop=int(self.crop_augment),
-                mask_rate=float(self.mask_augment), mask_id=tokenizer.mask_id,
+                tokenizer.pad_id, bool(self.rc_augment), seed, crop=int(self.crop_augment)
             )
             generator = torch.Generator().manual_seed(seed)
             train_loader = DataLoader(

@@ -182,26 +182,18 @@ class SequenceCollate:
     ``crop > 0`` each item (on the strand fed) then loses ``n`` tokens, ``n`` uniform in
     ``0 .. min(crop, T_i - 1)``, split uniformly at random between its start and its end
     (with overlapping k-mers a token is a base, so this is a random sub-window of the
-    sequence); with ``mask_rate > 0`` each remaining token is then replaced by ``mask_id``
-    with that probability. All draw from one generator seeded with ``seed`` (the loader runs
-    in the main process, so a fit is reproducible); without any, items pass unchanged.
+    sequence). Both draw from one generator seeded with ``seed`` (the loader runs in the
+    main process, so a fit is reproducible); without either, items pass unchanged.
     """
 
     def __init__(
-        self, pad_id: int, rc_augment: bool = False, seed: int = 0, crop: int = 0,
-        mask_rate: float = 0.0, mask_id: int | None = None,
+        self, pad_id: int, rc_augment: bool = False, seed: int = 0, crop: int = 0
     ) -> None:
         if int(crop) < 0:
             raise ValueError(f"crop must be >= 0 tokens, got {crop}")
-        if not 0.0 <= float(mask_rate) < 1.0:
-            raise ValueError(f"mask_rate must be in [0, 1), got {mask_rate}")
-        if mask_rate > 0 and mask_id is None:
-            raise ValueError("mask_rate > 0 needs the tokenizer's mask_id")
         self.pad_id = int(pad_id)
         self.rc_augment = bool(rc_augment)
         self.crop = int(crop)
-        self.mask_rate = float(mask_rate)
-        self.mask_id = mask_id
         self.rng = np.random.default_rng(seed)
 
     def __call__(
@@ -214,11 +206,6 @@ class SequenceCollate:
             rows = [fwd for fwd, _, _ in items]
         if self.crop:
             rows = [self._crop(row) for row in rows]
-        if self.mask_rate:
-            rows = [
-                np.where(self.rng.random(len(row)) < self.mask_rate, self.mask_id, row)
-                for row in rows
-            ]
         ids, mask = pad_batch(rows, self.pad_id)
         labels = torch.tensor([label for _, _, label in items], dtype=torch.long)
         return ids, mask, labels
