@@ -287,8 +287,9 @@ plan_kmer5() {  # next GPU session: 5-mers, never tried before session 28, where
   done
 }
 
-plan_defaults() {  # session 32: the shipped defaults end to end on the three large tasks
-  # that had no such row (prom_core_all, tf/0, tf/1). A default fit trains 4-mers and
+plan_defaults() {  # the shipped defaults end to end on the large tasks whose rows predate
+  # the sub-k-mer default (session 33): prom_core_all, prom_core_notata, tf/0, tf/1 (session
+  # 32 ran the first, third and fourth with it off). A default fit trains 4-mers and
   # 6-mers, keeps the lower dev loss, then that size with positions, all in one process
   # with max_time shared; here the four candidate networks (both sizes, with and without
   # positions) run side by side, each with MAX_TIME, and the default's two dev-loss
@@ -296,7 +297,7 @@ plan_defaults() {  # session 32: the shipped defaults end to end on the three la
   # equals the fit inside the default; tested). SEEDS as in plan_kmer5
   local t s k p
   for s in ${SEEDS:-0}; do
-    for t in prom_core_all tf/0 tf/1; do
+    for t in prom_core_all prom_core_notata tf/0 tf/1; do
       for k in 4 6; do
         for p in False True; do
           job "gue_def_${t//\//_}_k${k}_pos${p}_s$s" "${GEN[@]}" "${B128[@]}" \
