@@ -443,6 +443,7 @@ def _fit_titans(
     bb = clf.config_.backbone
     resolved = {
         "d_model": bb.d_model,
+        "learning_rate": clf.learning_rate_,
         "window": bb.window,
         "memory_chunk_size": bb.memory.chunk_size if bb.memory is not None else None,
         "vocab_size": clf.config_.vocab_size,

@@ -4,7 +4,7 @@ Examples::
 
     export TITANS_TS_DATA_DIR=/work/shared/data
     # next-base pretraining on the human GUE train splits, with the tf/0 classifier's
-    # network (6-mer tokens, MAG, width 64) and a 40-minute budget; then fine-tune on tf/0
+    # network (6-mer tokens, MAG, width 32) and a 40-minute budget; then fine-tune on tf/0
     python recipes/genomics_pretrain.py --kmer-k 6 --max-time 2400 --out results/lm_human_k6
     python recipes/genomics.py --tasks tf/0 --set pretrained=results/lm_human_k6 \\
         --set position_embedding=False --set kmer_k=6
@@ -17,8 +17,9 @@ spans two sequences); labels are not read. ``dev`` and ``test`` are never traine
 after training (2.0 = uniform over ``ACGT``), so the table shows whether the model learned
 anything that transfers beyond the training sequences.
 
-The network defaults are the classifier's for a large GUE task (:data:`CLASSIFIER_DEFAULTS`:
-MAG, width 64, 2 layers, 2 heads, depth-2 memory with chunks of 32, window 128), so
+The network defaults are the classifier's (:data:`CLASSIFIER_DEFAULTS`: MAG, width 32,
+2 layers, 2 heads, depth-2 memory with chunks of 32, window 128; docs/results.md's
+pretraining figures were measured at the earlier large-set width, ``--set d_model=64``), so
 ``TitansSequenceClassifier(pretrained=out)`` starts from every embedding and backbone weight
 and trains only a new head (plus whatever the fine-tuning changes). ``--set KEY=VALUE``
 overrides any other :class:`~titans_ts.estimators.TitansDNALM` parameter.
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     held_out, _ = _corpus(args.tasks, "dev", args.data_dir, limit)
     d = CLASSIFIER_DEFAULTS
     params: dict[str, Any] = {
-        "variant": d.variant, "d_model": d.d_model_large, "n_layers": d.n_layers,
+        "variant": d.variant, "d_model": d.d_model, "n_layers": d.n_layers,
         "n_heads": d.n_heads, "n_persistent": d.n_persistent, "memory_depth": d.memory_depth,
         "memory_chunk_size": d.memory_chunk_size, "window": d.window, "dropout": 0.0,
         "kmer_k": args.kmer_k or None, "context_length": args.context_length,

@@ -7,6 +7,7 @@ shared by the read-only tests.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import time
@@ -27,6 +28,7 @@ from sklearn.preprocessing import FunctionTransformer
 from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
 from titans_ts.encoders.dna import reverse_complement
 from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
+from titans_ts.estimators import classifier as classifier_module
 from titans_ts.heads.classification import (
     POOLINGS,
     masked_last,
@@ -98,8 +100,9 @@ def test_defaults_come_from_the_defaults_table():
     params = TitansSequenceClassifier().get_params()
     assert params["variant"] == CLASSIFIER_DEFAULTS.variant
     assert params["max_epochs"] == CLASSIFIER_DEFAULTS.max_epochs
-    assert params["learning_rate"] == CLASSIFIER_DEFAULTS.learning_rate
-    assert params["d_model"] is None and params["window"] is None  # chosen from the data
+    # chosen from the data
+    assert params["learning_rate"] is None and params["d_model"] is None
+    assert params["window"] is None
 
 
 def test_get_set_params_clone_round_trip():
@@ -290,8 +293,32 @@ def test_lr_decay_lowers_the_rate_after_each_epoch_without_improvement(motif_dat
     assert lrs == pytest.approx(expected)
     assert min(lrs) < 0.2  # the large rate makes the validation loss stall at least once
     no_val = tiny(max_epochs=2, early_stopping=False, lr_decay=0.5).fit(X, y)
-    constant = [CLASSIFIER_DEFAULTS.learning_rate] * 2  # no validation split: no decay
+    constant = [CLASSIFIER_DEFAULTS.learning_rate_small] * 2  # no validation split: no decay
     assert [r["lr"] for r in no_val.history_] == pytest.approx(constant)
+
+
+def test_learning_rate_is_chosen_from_the_number_of_training_sequences(
+    motif_data, monkeypatch, tmp_path
+):
+    X, y = motif_data  # 64 sequences: below the threshold, the small-set rate
+    small = tiny(max_epochs=1).fit(X, y)
+    assert small.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_small
+    assert small.history_[0]["lr"] == pytest.approx(CLASSIFIER_DEFAULTS.learning_rate_small)
+    assert CLASSIFIER_DEFAULTS.learning_rate_large < CLASSIFIER_DEFAULTS.learning_rate_small
+    # the same data counted as large (the threshold counts the sequences given to fit)
+    monkeypatch.setattr(
+        classifier_module, "_D",
+        dataclasses.replace(CLASSIFIER_DEFAULTS, large_from_samples=len(X)),
+    )
+    large = tiny(max_epochs=1).fit(X, y)
+    assert large.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_large
+    assert large.history_[0]["lr"] == pytest.approx(CLASSIFIER_DEFAULTS.learning_rate_large)
+    explicit = tiny(max_epochs=1, learning_rate=0.05).fit(X, y)
+    assert explicit.learning_rate_ == 0.05
+    large.save(tmp_path / "clf")
+    loaded = TitansSequenceClassifier.load(tmp_path / "clf")
+    assert loaded.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_large
+    assert loaded.get_params()["learning_rate"] is None
 
 
 def test_max_time_stops_training_and_keeps_the_best_weights(motif_data):

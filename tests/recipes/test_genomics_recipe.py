@@ -23,6 +23,7 @@ from _scripts import ROOT, load_recipe
 from sklearn.metrics import matthews_corrcoef
 
 from titans_ts.datasets.genomics import load_genomic_benchmark_test
+from titans_ts.estimators import CLASSIFIER_DEFAULTS
 
 RECIPE = ROOT / "recipes" / "genomics.py"
 
@@ -114,7 +115,10 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss, lr], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])
-    assert history[0][3] == pytest.approx(params["learning_rate"])  # one epoch: no decay yet
+    # learning_rate=None: the small-set rate (quick subsample) is the one resolved and used
+    assert params["learning_rate"] is None
+    assert resolved["learning_rate"] == CLASSIFIER_DEFAULTS.learning_rate_small
+    assert history[0][3] == pytest.approx(resolved["learning_rate"])  # one epoch: no decay yet
     assert rows[1]["C"] != ""
 
     text = md_path.read_text(encoding="utf-8")
