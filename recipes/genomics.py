@@ -444,6 +444,7 @@ def _fit_titans(
     resolved = {
         "d_model": bb.d_model,
         "learning_rate": clf.learning_rate_,
+        "lr_decay": clf.lr_decay_,
         "window": bb.window,
         "memory_chunk_size": bb.memory.chunk_size if bb.memory is not None else None,
         "vocab_size": clf.config_.vocab_size,

@@ -297,12 +297,13 @@ def test_lr_decay_lowers_the_rate_after_each_epoch_without_improvement(motif_dat
     assert [r["lr"] for r in no_val.history_] == pytest.approx(constant)
 
 
-def test_learning_rate_is_chosen_from_the_number_of_training_sequences(
+def test_learning_rate_and_decay_are_chosen_from_the_number_of_training_sequences(
     motif_data, monkeypatch, tmp_path
 ):
-    X, y = motif_data  # 64 sequences: below the threshold, the small-set rate
+    X, y = motif_data  # 64 sequences: below the threshold, the small-set rate, no decay
     small = tiny(max_epochs=1).fit(X, y)
     assert small.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_small
+    assert small.lr_decay_ is None
     assert small.history_[0]["lr"] == pytest.approx(CLASSIFIER_DEFAULTS.learning_rate_small)
     assert CLASSIFIER_DEFAULTS.learning_rate_large < CLASSIFIER_DEFAULTS.learning_rate_small
     # the same data counted as large (the threshold counts the sequences given to fit)
@@ -312,13 +313,21 @@ def test_learning_rate_is_chosen_from_the_number_of_training_sequences(
     )
     large = tiny(max_epochs=1).fit(X, y)
     assert large.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_large
+    assert large.lr_decay_ == CLASSIFIER_DEFAULTS.lr_decay_large == 0.5
     assert large.history_[0]["lr"] == pytest.approx(CLASSIFIER_DEFAULTS.learning_rate_large)
-    explicit = tiny(max_epochs=1, learning_rate=0.05).fit(X, y)
-    assert explicit.learning_rate_ == 0.05
+    explicit = tiny(max_epochs=1, learning_rate=0.05, lr_decay=None).fit(X, y)
+    assert explicit.learning_rate_ == 0.05 and explicit.lr_decay_ is None
+    # the chosen decay reaches the optimiser: a rate large enough to stall the
+    # validation loss is halved (the small-set default would keep it constant)
+    stalled = tiny(max_epochs=6, patience=6, validation_size=0.25, learning_rate=0.2).fit(X, y)
+    lrs = [r["lr"] for r in stalled.history_]
+    assert stalled.lr_decay_ == 0.5 and min(lrs) < 0.2 and lrs[0] == pytest.approx(0.2)
     large.save(tmp_path / "clf")
     loaded = TitansSequenceClassifier.load(tmp_path / "clf")
     assert loaded.learning_rate_ == CLASSIFIER_DEFAULTS.learning_rate_large
+    assert loaded.lr_decay_ == 0.5
     assert loaded.get_params()["learning_rate"] is None
+    assert loaded.get_params()["lr_decay"] == "auto"
 
 
 def test_max_time_stops_training_and_keeps_the_best_weights(motif_data):

@@ -118,6 +118,7 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     # learning_rate=None: the small-set rate (quick subsample) is the one resolved and used
     assert params["learning_rate"] is None
     assert resolved["learning_rate"] == CLASSIFIER_DEFAULTS.learning_rate_small
+    assert resolved["lr_decay"] is None  # below large_from_samples: a constant rate
     assert history[0][3] == pytest.approx(resolved["learning_rate"])  # one epoch: no decay yet
     assert rows[1]["C"] != ""
 

@@ -90,6 +90,13 @@ class ClassifierDefaults:
     * ``d_model``: ``d_model`` (32) whatever the data size.
     * ``learning_rate``: ``learning_rate_small`` (1e-3) below ``large_from_samples``
       (10,000) sequences passed to ``fit``, else ``learning_rate_large`` (3e-4).
+    * ``lr_decay="auto"``: none below ``large_from_samples``, else ``lr_decay_large``
+      (0.5: the rate halves after every epoch whose validation loss does not improve).
+      Session 36 (CPU, seed 0, the same network with / without, identical epochs until the
+      first stall; lowest dev loss / test MCC): prom_core_all 4-mers + positions 0.3947 /
+      68.08 against 0.4057 / 66.08; prom_core_notata, tf/0, tf/1 in ``docs/results.md``.
+      At 3e-4 the dev loss of the large sets swings by 0.01-0.04 between epochs, and
+      ``patience`` stopped those fits at the first run of three swings.
 
       Until session 35 sets of >= 5,000 got width 64 at 1e-3. Width 32 at 3e-4, end-to-end
       default fits (CPU, batch 32, seed 0): prom_core_notata test MCC 68.15 (dev 0.3567)
@@ -170,7 +177,7 @@ class ClassifierDefaults:
     large_from_samples: int = 10000
     weight_decay: float = 0.01
     gradient_clip_val: float | None = 1.0
-    lr_decay: float | None = None
+    lr_decay_large: float | None = 0.5
     validation_size: float = 0.1
     patience: int = 3
     kmer_k: int | str = "auto"
@@ -286,10 +293,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         max_epochs, batch_size, learning_rate, weight_decay, gradient_clip_val:
             optimisation (AdamW); ``learning_rate=None`` (default) is chosen from the number
             of training sequences (:class:`ClassifierDefaults`).
-        lr_decay: ``None`` (constant learning rate) or a factor in (0, 1) that multiplies
+        lr_decay: ``None`` (constant learning rate), a factor in (0, 1) that multiplies
             the learning rate after every epoch whose validation loss does not improve
-            (needs a validation split; ignored without one). Measured neutral so far
-            (prom_core_all MCC 67.88 vs 67.87, reached sooner; docs/results.md).
+            (needs a validation split; ignored without one), or ``"auto"`` (default): 0.5
+            from 10,000 training sequences, none below (:class:`ClassifierDefaults`).
         max_time: wall-clock limit of training in seconds (``None``: none); training stops
             at the first batch past it, validates once more and keeps the best weights.
             Fits that stop on time are not reproducible run to run.
@@ -317,7 +324,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         kmer_k_scores_ (``{k: best validation loss}`` of the ``"auto"`` candidates, else
         None), position_embedding_ (used or not), position_scores_ (``{False: loss, True:
         loss}`` with ``position_embedding="auto"``, else None), n_train_samples_,
-        n_val_samples_, learning_rate_ (the initial learning rate used), seed_.
+        n_val_samples_, learning_rate_ (the initial learning rate used), lr_decay_ (the
+        decay factor used, None for none), seed_.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -344,7 +352,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "gradient_clip_val": [Interval(Real, 0, None, closed="neither"), None],
-        "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
+        "lr_decay": [Interval(Real, 0, 1, closed="neither"), Options(("auto",)), None],
         "class_weight": [Options(("balanced",)), dict, None],
         "rc_augment": ["boolean"],
         "crop_augment": [Interval(Integral, 0, None)],
@@ -385,7 +393,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         learning_rate: float | None = None,
         weight_decay: float = _D.weight_decay,
         gradient_clip_val: float | None = _D.gradient_clip_val,
-        lr_decay: float | None = _D.lr_decay,
+        lr_decay: float | str | None = "auto",
         class_weight: str | dict | None = None,
         rc_augment: bool = True,
         crop_augment: int = 0,
@@ -603,6 +611,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.n_train_samples_ = chosen["n_train"]
         self.n_val_samples_ = chosen["n_val"]
         self.learning_rate_ = chosen["learning_rate"]
+        self.lr_decay_ = chosen["lr_decay"]
         return self
 
     def _fit_tokenizer(
@@ -629,9 +638,12 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             val_given = TokenizedSequences(v_fwd, v_rev, val_raw[1])
 
         # ---- sizes from the data
+        large = len(data) >= _D.large_from_samples
         learning_rate = self.learning_rate if self.learning_rate is not None else (
-            _D.learning_rate_small if len(data) < _D.large_from_samples
-            else _D.learning_rate_large
+            _D.learning_rate_large if large else _D.learning_rate_small
+        )
+        lr_decay = self.lr_decay if self.lr_decay != "auto" else (
+            _D.lr_decay_large if large else None
         )
         if pre is not None:  # sizes from the pretrained network, regularisation from here
             backbone = dataclasses.replace(pre["backbone"], dropout=float(self.dropout))
@@ -678,7 +690,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             model.set_class_weight(weights)
             module = LossModule(
                 model, learning_rate, self.weight_decay,
-                lr_decay=self.lr_decay if has_val else None,
+                lr_decay=lr_decay if has_val else None,
             )
             collate = SequenceCollate(
                 tokenizer.pad_id, bool(self.rc_augment), seed, crop=int(self.crop_augment)
@@ -706,6 +718,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             "n_train": len(train),
             "n_val": len(val) if has_val else 0,
             "learning_rate": float(learning_rate),
+            "lr_decay": lr_decay if has_val else None,
         }
 
     def _subkmer_k(self, tokenizer: Any) -> int:
@@ -830,6 +843,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 "n_train_samples_": self.n_train_samples_,
                 "n_val_samples_": self.n_val_samples_,
                 "learning_rate_": self.learning_rate_,
+                "lr_decay_": self.lr_decay_,
                 "seed_": self.seed_,
             },
         }
@@ -886,6 +900,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         est.n_val_samples_ = fitted["n_val_samples_"]
         # files written before learning_rate could be None: the explicit parameter
         est.learning_rate_ = fitted.get("learning_rate_", document["params"].get("learning_rate"))
+        # files written before lr_decay could be "auto": the explicit parameter
+        est.lr_decay_ = fitted.get("lr_decay_", document["params"].get("lr_decay"))
         est.seed_ = fitted["seed_"]
         return est
 
