@@ -92,11 +92,13 @@ class ClassifierDefaults:
       (10,000) sequences passed to ``fit``, else ``learning_rate_large`` (3e-4).
     * ``lr_decay="auto"``: none below ``large_from_samples``, else ``lr_decay_large``
       (0.5: the rate halves after every epoch whose validation loss does not improve).
-      Session 36 (CPU, seed 0, the same network with / without, identical epochs until the
-      first stall; lowest dev loss / test MCC): prom_core_all 4-mers + positions 0.3947 /
-      68.08 against 0.4057 / 66.08; prom_core_notata, tf/0, tf/1 in ``docs/results.md``.
-      At 3e-4 the dev loss of the large sets swings by 0.01-0.04 between epochs, and
-      ``patience`` stopped those fits at the first run of three swings.
+      Session 36 (CPU, seed 0, the network each task's default chose, with / without,
+      identical epochs until the first stall; lowest dev loss / test MCC): prom_core_all
+      0.3947 / 68.08 against 0.4057 / 66.08, prom_core_notata 0.3510 / 68.05 against
+      0.3567 / 68.15, tf/0 0.4506 / 67.37 against 0.4500 / 66.25, tf/1 0.4897 / 72.74
+      against 0.4835 / 71.98: dev loss lower on two, level on one, higher on one (mixed;
+      kept for prom_core_all, where ``patience`` had stopped every network at epoch 7
+      on dev-loss swings of up to 0.04 at the constant 3e-4).
 
       Until session 35 sets of >= 5,000 got width 64 at 1e-3. Width 32 at 3e-4, end-to-end
       default fits (CPU, batch 32, seed 0): prom_core_notata test MCC 68.15 (dev 0.3567)
