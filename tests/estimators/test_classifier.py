@@ -20,7 +20,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import matthews_corrcoef
+from sklearn.metrics import log_loss, matthews_corrcoef
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -380,6 +380,40 @@ def test_crop_collate_feeds_random_sub_windows():
     torch.testing.assert_close(again[0], first[0])
     with pytest.raises(ValueError, match="crop must be >= 0"):
         SequenceCollate(pad_id=0, crop=-1)
+
+
+def test_both_strands_collate_pairs_each_row_with_its_reverse_strand():
+    fwd = [np.arange(10, 10 + n) for n in (3, 1, 5)]
+    items = [(f, 100 + f[::-1], i) for i, f in enumerate(fwd)]
+    ids, mask, labels, rev_ids, rev_mask = SequenceCollate(pad_id=0, both_strands=True)(items)
+    assert labels.tolist() == [0, 1, 2]
+    for i, f in enumerate(fwd):
+        np.testing.assert_array_equal(ids[i][mask[i]].numpy(), f)
+        np.testing.assert_array_equal(rev_ids[i][rev_mask[i]].numpy(), 100 + f[::-1])
+    for bad in ({"rc_augment": True}, {"crop": 2}):
+        with pytest.raises(ValueError, match="both_strands"):
+            SequenceCollate(pad_id=0, both_strands=True, **bad)
+
+
+@pytest.mark.parametrize("rc_average", [True, False])
+def test_validation_loss_scores_what_predict_returns(motif_data, rc_average):
+    """The best epoch's validation loss is the log loss of ``predict_proba`` on the
+    validation data: with ``rc_average`` both strands are averaged in validation too (it
+    used to score the forward strand only), so early stopping and the ``"auto"`` choices
+    judge the predictions the user gets."""
+    X, y = motif_data
+    est = tiny(max_epochs=3, patience=3, rc_average=rc_average).fit(
+        X[:48], y[:48], validation_data=(X[48:], y[48:])
+    )
+    best = min(r["val_loss"] for r in est.history_)
+    proba = est.predict_proba(X[48:])
+    expected = log_loss(y[48:], proba, labels=est.classes_)
+    assert best == pytest.approx(expected, rel=1e-4)
+    if rc_average:  # the forward strand alone scores differently (the check has teeth)
+        single = clone(est).set_params(rc_average=False)
+        single.__dict__.update({k: v for k, v in est.__dict__.items() if k.endswith("_")})
+        alone = log_loss(y[48:], single.predict_proba(X[48:]), labels=est.classes_)
+        assert abs(alone - expected) > 1e-4
 
 
 def test_crop_augment_option(motif_data):

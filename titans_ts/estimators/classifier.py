@@ -706,7 +706,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             if has_val:
                 val_loader = DataLoader(
                     val, batch_size=_D.predict_batch_size, shuffle=False,
-                    collate_fn=SequenceCollate(tokenizer.pad_id, False),
+                    # scored as predict() scores: both strands' mean with rc_average
+                    collate_fn=SequenceCollate(
+                        tokenizer.pad_id, both_strands=bool(self.rc_average)
+                    ),
                 )
             trainer, history, best = self._make_fit_trainer(root, has_val, max_time=max_time)
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)

@@ -184,21 +184,41 @@ class SequenceCollate:
     (with overlapping k-mers a token is a base, so this is a random sub-window of the
     sequence). Both draw from one generator seeded with ``seed`` (the loader runs in the
     main process, so a fit is reproducible); without either, items pass unchanged.
+
+    With ``both_strands`` (validation of a model that predicts with ``rc_average``) each
+    batch is ``(ids, mask, labels, rev_ids, rev_mask)``: the forward strands and, row for
+    row, the reverse strands, for :meth:`TitansSequenceModel.loss` to score the mean of the
+    two strands' logits, as prediction does. Not combinable with ``rc_augment``/``crop``.
     """
 
     def __init__(
-        self, pad_id: int, rc_augment: bool = False, seed: int = 0, crop: int = 0
+        self,
+        pad_id: int,
+        rc_augment: bool = False,
+        seed: int = 0,
+        crop: int = 0,
+        *,
+        both_strands: bool = False,
     ) -> None:
         if int(crop) < 0:
             raise ValueError(f"crop must be >= 0 tokens, got {crop}")
+        if both_strands and (rc_augment or crop):
+            raise ValueError("both_strands feeds whole sequences on both strands: it cannot "
+                             "be combined with rc_augment or crop")
         self.pad_id = int(pad_id)
         self.rc_augment = bool(rc_augment)
         self.crop = int(crop)
+        self.both_strands = bool(both_strands)
         self.rng = np.random.default_rng(seed)
 
     def __call__(
         self, items: Sequence[tuple[np.ndarray, np.ndarray, int]]
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
+        labels = torch.tensor([label for _, _, label in items], dtype=torch.long)
+        if self.both_strands:
+            ids, mask = pad_batch([fwd for fwd, _, _ in items], self.pad_id)
+            rev_ids, rev_mask = pad_batch([rev for _, rev, _ in items], self.pad_id)
+            return ids, mask, labels, rev_ids, rev_mask
         if self.rc_augment:
             flip = self.rng.random(len(items)) < 0.5
             rows = [rev if f else fwd for (fwd, rev, _), f in zip(items, flip, strict=True)]
@@ -207,7 +227,6 @@ class SequenceCollate:
         if self.crop:
             rows = [self._crop(row) for row in rows]
         ids, mask = pad_batch(rows, self.pad_id)
-        labels = torch.tensor([label for _, _, label in items], dtype=torch.long)
         return ids, mask, labels
 
     def _crop(self, row: np.ndarray) -> np.ndarray:
@@ -454,9 +473,22 @@ class TitansSequenceModel(nn.Module):
             logits = logits + masked_mean(self.token_scores(ids), mask)
         return logits
 
-    def loss(self, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
-        """Class-weighted cross-entropy (weighted mean over the batch) of ``labels (B,)``."""
+    def loss(
+        self,
+        ids: Tensor,
+        mask: Tensor,
+        labels: Tensor,
+        rev_ids: Tensor | None = None,
+        rev_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Class-weighted cross-entropy (weighted mean over the batch) of ``labels (B,)``;
+        with ``rev_ids (B, T') / rev_mask`` (the reverse strands, row for row) of the mean
+        of both strands' logits, the logits ``rc_average`` predicts with."""
         logits = self(ids, mask)
+        if rev_ids is not None:
+            if rev_mask is None:
+                raise ValueError("rev_ids needs rev_mask")
+            logits = 0.5 * (logits + self(rev_ids, rev_mask))
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"labels must have shape (B,)={logits.shape[:1]}, got {labels.shape}")
         return F.cross_entropy(logits, labels, weight=self.class_weight.to(logits.dtype))
