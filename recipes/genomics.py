@@ -617,16 +617,20 @@ def cross_validate(
 
     Each fold trains on the other folds minus a stratified 10% held out for early stopping
     (the same hold-out selects the k-mer baseline's ``C``) and scores its own fold. Folds and
-    hold-outs use seed :data:`SPLIT_SEED`; ``--max-train`` caps each training part.
+    hold-outs use seed :data:`SPLIT_SEED`; ``--max-train`` caps each training part;
+    ``--cv-folds`` (1-based) runs only those folds, the same folds as in a full run.
 
     Returns:
-        One row per (model, seed, fold), ``fold`` in ``0..folds-1``.
+        One row per (model, seed, fold run), ``fold`` in ``0..folds-1``.
     """
     name = split.name
     pool = stratified_subsample(split, QUICK_CV_POOL) if args.quick else split
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SPLIT_SEED)
+    chosen = getattr(args, "cv_folds", None)
     rows: list[dict[str, Any]] = []
     for fold, (train_idx, test_idx) in enumerate(kfold.split(np.zeros(len(pool)), pool.labels)):
+        if chosen is not None and fold + 1 not in chosen:
+            continue
         rest = _subset(pool, train_idx, "train")
         test = _subset(pool, test_idx, "test")
         train, dev = _holdout(rest)
@@ -1218,6 +1222,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the k-mer baseline")
     p.add_argument(
+        "--cv-folds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="K",
+        help=f"with the {CV_FOLDS}-fold CV fallback, run only these folds (1-based; the same "
+        "folds as a full run; the table says how many folds its mean covers), e.g. to probe "
+        "a setting on one fold",
+    )
+    p.add_argument(
         "--save-proba", action="store_true",
         help="also write each Titans fit's test-split class probabilities to "
         "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), and the k-mer "
@@ -1302,6 +1316,11 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--max-train must be >= 2")
     if args.max_epochs is not None and args.max_epochs < 1:
         p.error("--max-epochs must be >= 1")
+    if args.cv_folds is not None:
+        bad = [k for k in args.cv_folds if not 1 <= k <= CV_FOLDS]
+        if bad:
+            p.error(f"--cv-folds {bad}: folds are numbered 1 to {CV_FOLDS}")
+        args.cv_folds = sorted(set(args.cv_folds))
     if args.quick and args.max_train is None:
         args.max_train = QUICK_TRAIN
     if args.device == "cuda":

@@ -282,6 +282,28 @@ def test_cv_on_official_test_split(gb_test_file: pathlib.Path, tmp_path: pathlib
     assert "| human_nontata_promoters |" in table and "5-fold CV" in table
 
 
+def test_cv_folds_runs_only_the_chosen_folds(
+    gb_test_file: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture
+) -> None:
+    full = load_genomic_benchmark_test("human_nontata_promoters", path=gb_test_file)
+    split = recipe.stratified_subsample(full, 100)
+    base = ["--tasks", "--genomic-benchmarks", "human_nontata_promoters", "--device", "cpu",
+            "--baseline-only", "--out", str(tmp_path)]
+    every = recipe.cross_validate(recipe.parse_args(base), split)
+    args = recipe.parse_args(base + ["--cv-folds", "4", "2", "4"])
+    assert args.cv_folds == [2, 4]
+    rows = recipe.cross_validate(args, split)
+    assert [r["fold"] for r in rows] == [1, 3]
+    for row in rows:  # the same folds, hold-outs and fits as in the full run
+        same = next(r for r in every if r["fold"] == row["fold"])
+        assert row["accuracy"] == same["accuracy"] and row["n_test"] == same["n_test"]
+    (summary,) = recipe.summarise(rows)
+    assert "mean of 2 folds" in summary["notes"]
+    with pytest.raises(SystemExit):
+        recipe.parse_args(base + ["--cv-folds", "6"])
+    assert "folds are numbered 1 to 5" in capsys.readouterr().err
+
+
 def test_full_copy_uses_official_train_test(
     gb_test_file: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:

@@ -23,7 +23,8 @@ Data handling:
 * Early stopping: a stratified ``validation_size`` part of the training data (or
   ``fit(..., validation_data=(X_val, y_val))``) is scored each epoch; training stops
   after ``patience`` epochs without improvement of the validation loss and the best
-  weights are kept.
+  weights are kept. The validation loss is that of what ``predict_proba`` returns (with
+  ``rc_average``, of both strands' mean logits), and so are the ``"auto"`` choices.
 * ``pretrained``: the folder of a saved :class:`~titans_ts.estimators.TitansDNALM` (or of a
   saved classifier); its tokenizer, embedding and backbone initialise the network (the
   size parameters then come from it; ``dropout`` is this classifier's) and a new head is
