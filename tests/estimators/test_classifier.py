@@ -65,6 +65,13 @@ def tiny(**changes) -> TitansSequenceClassifier:
     return TitansSequenceClassifier(**{**TINY, **changes})
 
 
+def with_prediction_params(fitted: TitansSequenceClassifier, **params) -> TitansSequenceClassifier:
+    """``fitted``'s trained state under other prediction-time ``params`` (no refit)."""
+    est = clone(fitted).set_params(**params)
+    est.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    return est
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Small tensors gain nothing from intra-op threads on a shared 2-core machine."""
@@ -180,8 +187,7 @@ def test_rc_averaged_predictions_are_rc_invariant(fitted, motif_data):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     np.testing.assert_allclose(fitted.transform(X), fitted.transform(rc), rtol=0, atol=1e-6)
     # without averaging the strands genuinely differ (the test above is not vacuous)
-    single = clone(fitted).set_params(rc_average=False)
-    single.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    single = with_prediction_params(fitted, rc_average=False)
     assert np.abs(single.predict_proba(X) - single.predict_proba(rc)).max() > 1e-6
 
 
@@ -410,8 +416,7 @@ def test_validation_loss_scores_what_predict_returns(motif_data, rc_average):
     expected = log_loss(y[48:], proba, labels=est.classes_)
     assert best == pytest.approx(expected, rel=1e-4)
     if rc_average:  # the forward strand alone scores differently (the check has teeth)
-        single = clone(est).set_params(rc_average=False)
-        single.__dict__.update({k: v for k, v in est.__dict__.items() if k.endswith("_")})
+        single = with_prediction_params(est, rc_average=False)
         alone = log_loss(y[48:], single.predict_proba(X[48:]), labels=est.classes_)
         assert abs(alone - expected) > 1e-4
 
