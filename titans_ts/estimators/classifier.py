@@ -163,14 +163,15 @@ class ClassifierDefaults:
 
     Variant: ``"mag"``. Sessions 38-39 trained MAC (``variant="mac"``) in place of MAG on
     the network the default chooses for 8 of the 9 GUE tasks (tf/0, mouse/0, prom_core_tata:
-    three seeds; mouse/2: two; prom_core_all, prom_core_notata, tf/1, tf/2: one): lower
-    dev loss than MAG in 13 of 15 pairs, test MCC higher in 8 of 15; per task ahead on
-    tf/0 (+1.25), mouse/0 (+1.89), prom_core_tata (+1.69), prom_core_notata (+0.85) and
-    tf/2 (+2.46), behind on prom_core_all (-0.31), tf/1 (-0.18) and mouse/2 (-7.4, where
-    one seed's dev loss was 0.05 higher); 7-25 % more time per epoch. Not the default
-    yet: the defaults table and the ``"auto"`` choices were all measured with MAG, and
-    mouse/2's loss is unexplained. The memory alone (``"lmm"``) and attention alone
-    (``"swa"``) did not beat MAG's test MCC on tf/0. Figures and commands:
+    three seeds each, mouse/2 too; prom_core_all, prom_core_notata, tf/1, tf/2: one):
+    lower dev loss than MAG in 13 of 16 pairs, test MCC higher in 9 of 16; per task
+    ahead on tf/0 (+1.25), mouse/0 (+1.89), prom_core_tata (+1.69), prom_core_notata
+    (+0.85) and tf/2 (+2.46), behind on prom_core_all (-0.31), tf/1 (-0.18) and mouse/2
+    (-3.9, inside either block's seed spread, sd 4.5); 7-25 % more time per epoch. Not
+    the default yet: the defaults table and the ``"auto"`` choices were all measured
+    with MAG, and one seed per large set does not separate the blocks. The memory alone
+    (``"lmm"``) and attention alone (``"swa"``) did not beat MAG's test MCC on tf/0.
+    Figures and commands:
     ``docs/results.md``.
     """
 
