@@ -171,8 +171,7 @@ class ClassifierDefaults:
     the default yet: the defaults table and the ``"auto"`` choices were all measured
     with MAG, and one seed per large set does not separate the blocks. The memory alone
     (``"lmm"``) and attention alone (``"swa"``) did not beat MAG's test MCC on tf/0.
-    Figures and commands:
-    ``docs/results.md``.
+    Figures and commands: ``docs/results.md``.
     """
 
     tokenizer: str = "kmer"
