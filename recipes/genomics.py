@@ -456,6 +456,15 @@ def _fit_titans(
         "position_dev_loss": None if clf.position_scores_ is None else {
             str(k).lower(): _round(v) for k, v in clf.position_scores_.items()
         },
+        # each candidate's dev loss minus the lowest, and that paired difference's SE
+        "kmer_k_margin": None if clf.kmer_k_margins_ is None else {
+            str(k): [_round(m["difference"]), _round(m["se"])]
+            for k, m in clf.kmer_k_margins_.items()
+        },
+        "position_margin": None if clf.position_margins_ is None else {
+            str(k).lower(): [_round(m["difference"]), _round(m["se"])]
+            for k, m in clf.position_margins_.items()
+        },
         "n_parameters": int(sum(p.numel() for p in clf.model_.parameters())),
         "device": str(resolve_device(clf.accelerator, clf.devices)),
     }

@@ -29,6 +29,7 @@ from titans_ts.datasets.synthetic_dna import make_planted_motif_dataset
 from titans_ts.encoders.dna import reverse_complement
 from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
 from titans_ts.estimators import classifier as classifier_module
+from titans_ts.estimators.classifier import _prefer_simpler
 from titans_ts.heads.classification import (
     POOLINGS,
     masked_last,
@@ -662,12 +663,55 @@ def test_tiny_real_fit_on_gue_mouse2_beats_majority():
 # --------------------------------------------------------------------------- kmer_k="auto"
 
 
-def test_auto_kmer_keeps_the_size_with_the_lower_validation_loss(motif_data, tmp_path):
+def test_prefer_simpler_is_the_one_standard_error_rule():
+    simple = np.array([1.0, 1.0, 1.0, 1.0])
+    complex_ = np.array([0.9, 1.1, 0.8, 1.0])  # lower by 0.05 on average
+    # paired difference [0.1, -0.1, 0.2, 0.0]: mean 0.05, sd sqrt(0.05 / 3), se sd / 2
+    se = np.sqrt(0.05 / 3) / 2
+    index, margins = _prefer_simpler([simple, complex_], margin=1.0)
+    assert index == 0  # 0.05 <= 1 se = 0.0645: the simpler is kept
+    np.testing.assert_allclose(margins, [(0.05, se), (0.0, 0.0)], atol=1e-12)
+    assert _prefer_simpler([simple, complex_], margin=0.5)[0] == 1  # 0.05 > 0.032
+    assert _prefer_simpler([simple, complex_], margin=0.0)[0] == 1  # the lowest mean
+    assert _prefer_simpler([complex_, simple], margin=0.0)[0] == 0
+    assert _prefer_simpler([simple, simple.copy()], margin=0.0)[0] == 0  # ties: the simpler
+    # three candidates: the first within the margin of the lowest wins, not the lowest
+    middle = complex_ - 0.01
+    lowest = complex_ - 0.02 + np.array([0.05, -0.05, 0.05, -0.05])
+    index, margins = _prefer_simpler([simple, middle, lowest], margin=1.0)
+    assert index == 1 and margins[2] == (0.0, 0.0)
+    assert margins[1][0] == pytest.approx(0.01)
+    assert margins[1][1] == pytest.approx(np.sqrt(0.01 / 3) / 2)  # sd of [-0.04, 0.06, ...]
+    with pytest.raises(ValueError, match="same length"):
+        _prefer_simpler([simple, complex_[:3]])
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        _prefer_simpler([simple, complex_], margin=-1.0)
+
+
+def test_auto_kmer_keeps_the_simpler_size_unless_the_other_wins_by_the_margin(
+    motif_data, tmp_path
+):
     X, y = motif_data
-    auto = tiny(kmer_k="auto").fit(X, y)
+    # auto_margin=0: the size with the lower validation loss
+    auto = tiny(kmer_k="auto", auto_margin=0.0).fit(X, y)
     scores = auto.kmer_k_scores_
     assert set(scores) == set(CLASSIFIER_DEFAULTS.kmer_k_candidates)
     assert auto.kmer_k_ == min(scores, key=scores.get)
+    # the margins: the per-sequence losses average to the monitored validation loss
+    margins = auto.kmer_k_margins_
+    other = next(k for k in scores if k != auto.kmer_k_)
+    assert margins[auto.kmer_k_] == {"difference": 0.0, "se": 0.0}
+    assert margins[other]["difference"] == pytest.approx(
+        scores[other] - scores[auto.kmer_k_], abs=1e-5
+    )
+    assert margins[other]["se"] > 0
+    # the default (one standard error): the same fits, the first size unless the other's
+    # loss is lower by more than one standard error of the paired difference
+    first, second = CLASSIFIER_DEFAULTS.kmer_k_candidates
+    kept = tiny(kmer_k="auto").fit(X, y)
+    assert kept.kmer_k_scores_ == scores and kept.kmer_k_margins_ == margins
+    m = margins[first]
+    assert kept.kmer_k_ == (first if m["difference"] <= m["se"] else second)
     assert auto.tokenizer_.k == auto.kmer_k_
     # each candidate is seeded afresh: the chosen one is the fit with that kmer_k
     direct = tiny(kmer_k=auto.kmer_k_).fit(X, y)
@@ -680,6 +724,9 @@ def test_auto_kmer_keeps_the_size_with_the_lower_validation_loss(motif_data, tmp
     assert scores[other] == pytest.approx(min(r["val_loss"] for r in alt.history_))
     loaded = TitansSequenceClassifier.load(auto.save(tmp_path / "auto"))
     assert loaded.kmer_k_ == auto.kmer_k_ and loaded.kmer_k_scores_ == scores
+    assert loaded.kmer_k_margins_ == margins and loaded.auto_margin == 0.0
+    with pytest.raises(ValueError, match="auto_margin"):
+        tiny(auto_margin=-0.5).fit(X, y)
 
 
 def test_auto_kmer_needs_validation_data(motif_data):
@@ -781,11 +828,14 @@ def test_kmer_linear_option(motif_data, tmp_path):
 
 def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
     X, y = motif_data
-    est = tiny(position_embedding="auto").fit(X, y)
+    est = tiny(position_embedding="auto", auto_margin=0.0).fit(X, y)
     scores = est.position_scores_
     assert set(scores) == {False, True}
     assert est.position_embedding_ == (scores[True] < scores[False])
     assert (est.model_.position is not None) == est.position_embedding_
+    margins = est.position_margins_
+    assert margins[est.position_embedding_] == {"difference": 0.0, "se": 0.0}
+    assert margins[not est.position_embedding_]["se"] > 0
     direct = tiny(position_embedding=est.position_embedding_).fit(X, y)
     np.testing.assert_array_equal(est.predict_proba(X), direct.predict_proba(X))
     other = tiny(position_embedding=not est.position_embedding_).fit(X, y)
@@ -793,9 +843,12 @@ def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
         min(r["val_loss"] for r in other.history_)
     )
     loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos_auto"))
-    assert loaded.position_scores_ == scores
+    assert loaded.position_scores_ == scores and loaded.position_margins_ == margins
     assert loaded.position_embedding_ == est.position_embedding_
     # both automatic: the k-mer size first (without), then that size with the embedding
     both = tiny(kmer_k="auto", position_embedding="auto").fit(X, y)
     assert set(both.kmer_k_scores_) == {4, 6} and set(both.position_scores_) == {False, True}
-    assert both.position_scores_[False] == min(both.kmer_k_scores_.values())
+    assert both.position_scores_[False] == both.kmer_k_scores_[both.kmer_k_]
+    # the default margin keeps the positions only when they win by more than one SE
+    off = both.position_margins_[False]
+    assert both.position_embedding_ == (off["difference"] > off["se"])

@@ -103,15 +103,24 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     assert params["max_epochs"] == 1 and params["random_state"] == 0
     assert params["accelerator"] == "cpu"
     resolved = json.loads(titans["resolved"])
-    # kmer_k="auto" (the default): 4-mers and 6-mers tried on dev, the lower dev loss kept;
-    # 101-nt sequences -> 102 - k overlapping k-mer tokens
+    # kmer_k="auto" (the default): 4-mers and 6-mers tried on dev; 6-mers kept only when
+    # their dev loss is lower by more than one standard error of the paired difference
+    # (auto_margin=1); 101-nt sequences -> 102 - k overlapping k-mer tokens
     scores = {int(k): v for k, v in resolved["kmer_k_dev_loss"].items()}
-    assert set(scores) == {4, 6} and resolved["kmer_k"] == min(scores, key=scores.get)
+    margin = {int(k): v for k, v in resolved["kmer_k_margin"].items()}
+    assert set(scores) == set(margin) == {4, 6}
+    lowest = min(scores, key=scores.get)
+    assert margin[lowest] == [0.0, 0.0] and margin[10 - lowest][1] > 0
+    assert margin[10 - lowest][0] == pytest.approx(
+        scores[10 - lowest] - scores[lowest], abs=1e-3
+    )
+    assert resolved["kmer_k"] == (4 if margin[4][0] <= margin[4][1] else 6)
     assert resolved["d_model"] == 32 and resolved["window"] == 102 - resolved["kmer_k"]
     # position_embedding="auto" (the default): the chosen size refitted with positions
     pos = resolved["position_dev_loss"]
     assert set(pos) == {"false", "true"} and pos["false"] == scores[resolved["kmer_k"]]
-    assert resolved["position_embedding"] == (pos["true"] < pos["false"])
+    off = resolved["position_margin"]["false"]
+    assert resolved["position_embedding"] == (off[0] > off[1])
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss, lr], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])

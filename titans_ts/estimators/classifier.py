@@ -40,6 +40,7 @@ import json
 import os
 import pathlib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -121,8 +122,9 @@ class ClassifierDefaults:
     Measured on a shared 2-core CPU (1 thread): a training step of 32 sequences of 101 nt
     takes ~65 ms at width 32 (MAG, 1 layer), ~150 ms at width 64.
 
-    Tokenizer: overlapping k-mers, ``kmer_k="auto"``: 4-mers and 6-mers are both trained
-    and the one with the lower validation loss is kept. No single size wins: on the nine GUE
+    Tokenizer: overlapping k-mers, ``kmer_k="auto"``: 4-mers and 6-mers are both trained;
+    the 6-mer network is kept when its validation loss is lower by more than one standard
+    error (``auto_margin``, below), else the 4-mer one. No single size wins: on the nine GUE
     tasks at full train (H100, batch 128, max pooling, lowest dev loss 4-mers vs 6-mers)
     6-mers won tf/0 (0.4433 vs 0.4597), tf/2 (0.4824 vs 0.5102), mouse/0 (0.4191 vs
     0.4652) and mouse/2 (0.2334 vs 0.2625), 4-mers prom_core_all, prom_core_notata,
@@ -136,7 +138,8 @@ class ClassifierDefaults:
     the fit time.
 
     Position embedding: ``"auto"`` (the chosen k-mer size is fitted once more with a learned
-    absolute-position embedding; the lower validation loss is kept). CPU, batch 32, lowest
+    absolute-position embedding, kept when its validation loss is lower by more than one
+    standard error). CPU, batch 32, lowest
     dev loss with / without: prom_300_tata 0.3297 / 0.5215 (test MCC 71.69 / 42.52; the k-mer
     baseline 44.92, DNABERT-2 71.59), prom_core_tata 0.3114 / 0.3802 (73.72 / 64.47), but
     mouse/2 0.2563 / 0.2411 and mouse/0 (6-mers) 0.4407 / 0.4349: TSS-aligned promoter
@@ -198,6 +201,7 @@ class ClassifierDefaults:
     kmer_k: int | str = "auto"
     kmer_k_candidates: tuple[int, ...] = (4, 6)
     position_embedding: bool | str = "auto"
+    auto_margin: float = 1.0
     subkmer_embedding: bool = True
     predict_batch_size: int = 256
 
@@ -270,10 +274,12 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         tokenizer: ``"nucleotide"`` (one token per base) or ``"kmer"`` (``kmer_k``-mers,
             overlapping unless ``kmer_overlapping=False``).
         kmer_k: k-mer size (1-8), or ``"auto"`` (default): fit one network per size in
-            ``CLASSIFIER_DEFAULTS.kmer_k_candidates`` (4 and 6) and keep the one with the
-            lowest validation loss (the early-stopping split or ``validation_data``). With
-            both ``"auto"`` defaults a fit trains three networks (``max_time`` is shared
-            between them); ``kmer_k=4, position_embedding=False`` trains one.
+            ``CLASSIFIER_DEFAULTS.kmer_k_candidates`` (4 and 6) and choose on the
+            validation loss (the early-stopping split or ``validation_data``): the first
+            size is kept unless another's loss is lower by more than ``auto_margin``
+            standard errors. With both ``"auto"`` defaults a fit trains three networks
+            (``max_time`` is shared between them); ``kmer_k=4, position_embedding=False``
+            trains one.
         max_length: keep only the first ``max_length`` bases of longer sequences
             (``None``: whole sequences).
         variant: Titans backbone, one of ``"lmm"``, ``"mac"``, ``"mag"``, ``"mal"``,
@@ -291,8 +297,14 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             as the longest training sequence has tokens, later ones share the last), for
             tasks where *where* a motif sits in a fixed window matters (e.g. promoter
             windows aligned on the TSS); ``"auto"``: after the k-mer size is chosen, fit
-            that size once more with it and keep the lower validation loss (one more
-            network).
+            that size once more with it and keep it when its validation loss is lower by
+            more than ``auto_margin`` standard errors (one more network).
+        auto_margin: how the ``"auto"`` choices weigh validation noise, in standard errors
+            of the paired per-sequence loss difference (both networks scored on the same
+            validation sequences): the simpler network (fewer k-mer letters, no position
+            embedding) is kept unless the other's mean loss is lower by more than
+            ``auto_margin`` of them (the one-standard-error rule; default 1). 0: the lower
+            mean loss, however small the gap.
         kmer_linear: also learn a linear model of the sequence's k-mer (token) frequencies,
             added to the network's logits and trained with it (the k-mer baseline's model
             class inside the classifier; off by default: one seed each on the CPU, it
@@ -337,8 +349,11 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         max_length_, class_weight_ (per class, in ``classes_`` order), history_ (per-epoch
         losses), best_epoch_, kmer_k_ (the k-mer size used; None for nucleotides),
         kmer_k_scores_ (``{k: best validation loss}`` of the ``"auto"`` candidates, else
-        None), position_embedding_ (used or not), position_scores_ (``{False: loss, True:
-        loss}`` with ``position_embedding="auto"``, else None), n_train_samples_,
+        None), kmer_k_margins_ (``{k: {"difference": d, "se": s}}``: each candidate's
+        validation loss minus the lowest one and the standard error of that paired
+        difference, else None), position_embedding_ (used or not), position_scores_
+        (``{False: loss, True: loss}`` with ``position_embedding="auto"``, else None),
+        position_margins_ (as ``kmer_k_margins_``, keyed False / True), n_train_samples_,
         n_val_samples_, learning_rate_ (the initial learning rate used), lr_decay_ (the
         decay factor used, None for none), seed_.
     """
@@ -358,6 +373,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "window": [Interval(Integral, 1, None), None],
         "pooling": [Options(POOLINGS)],
         "position_embedding": ["boolean", Options(("auto",))],
+        "auto_margin": [Interval(Real, 0, None, closed="left")],
         "kmer_linear": ["boolean"],
         "subkmer_embedding": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -399,6 +415,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         window: int | None = None,
         pooling: str = _D.pooling,
         position_embedding: bool | str = _D.position_embedding,
+        auto_margin: float = _D.auto_margin,
         kmer_linear: bool = False,
         subkmer_embedding: bool = _D.subkmer_embedding,
         dropout: float = _D.dropout,
@@ -436,6 +453,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.window = window
         self.pooling = pooling
         self.position_embedding = position_embedding
+        self.auto_margin = auto_margin
         self.kmer_linear = kmer_linear
         self.subkmer_embedding = subkmer_embedding
         self.dropout = dropout
@@ -589,27 +607,37 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             return self._fit_tokenizer(make_tokenizer(**spec), items, y_index, classes,
                                        weights, val_raw, pre, share, position)
 
-        def best(fits: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-            scores = [f["val_loss"] for f in fits]
+        def best(
+            fits: list[dict[str, Any]],
+        ) -> tuple[dict[str, Any], list[tuple[float, float]] | None]:
             # too few sequences to hold out a validation split (fit warned): the first one
-            compared = len(fits) > 1 and all(v is not None for v in scores)
-            return (fits[int(np.argmin(scores))] if compared else fits[0]), compared
+            if len(fits) < 2 or any(f["val_losses"] is None for f in fits):
+                return fits[0], None
+            index, margins = _prefer_simpler(
+                [f["val_losses"] for f in fits], float(self.auto_margin)
+            )
+            return fits[index], margins
 
         # 1. the k-mer size (without position embedding when that is to be chosen too)
         first = [fit_one(spec, self.position_embedding is True) for spec in sizes]
-        chosen, k_compared = best(first)
-        self.kmer_k_scores_ = (
-            {int(f["tokenizer"].k): float(f["val_loss"]) for f in first} if k_compared else None
-        )
+        chosen, k_margins = best(first)
+        self.kmer_k_scores_ = self.kmer_k_margins_ = None
+        if k_margins is not None:
+            ks = [int(f["tokenizer"].k) for f in first]
+            self.kmer_k_scores_ = {k: float(f["val_loss"]) for k, f in zip(ks, first)}
+            self.kmer_k_margins_ = {k: _margin_dict(m) for k, m in zip(ks, k_margins)}
         # 2. the same size with a position embedding
-        self.position_scores_ = None
+        self.position_scores_ = self.position_margins_ = None
         if auto_pos:
             plain = chosen
             with_pos = fit_one(tokenizer_spec(plain["tokenizer"]), True)
-            chosen, pos_compared = best([plain, with_pos])
-            if pos_compared:
+            chosen, pos_margins = best([plain, with_pos])
+            if pos_margins is not None:
                 self.position_scores_ = {
                     False: float(plain["val_loss"]), True: float(with_pos["val_loss"])
+                }
+                self.position_margins_ = {
+                    False: _margin_dict(pos_margins[0]), True: _margin_dict(pos_margins[1])
                 }
 
         self.classes_ = classes
@@ -726,18 +754,40 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 )
             trainer, history, best = self._make_fit_trainer(root, has_val, max_time=max_time)
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        model = module.model.to("cpu").eval()
         return {
             "config": config,
-            "model": module.model.to("cpu").eval(),
+            "model": model,
             "tokenizer": tokenizer,
             "history": history.records,
             "best_epoch": None if best is None else best.best_epoch,
             "val_loss": None if best is None else best.best_score,
+            "val_losses": (
+                self._sequence_losses(model, val, weights)
+                if best is not None and best.best_score is not None else None
+            ),
             "n_train": len(train),
             "n_val": len(val) if has_val else 0,
             "learning_rate": float(learning_rate),
             "lr_decay": lr_decay if has_val else None,
         }
+
+    def _sequence_losses(
+        self, model: TitansSequenceModel, val: TokenizedSequences, weights: np.ndarray
+    ) -> np.ndarray:
+        """Per-sequence validation losses ``(n_val,)`` of the restored (best) network, as
+        the validation loss scores them: class-weighted cross-entropy of the logits
+        ``predict`` uses (both strands' mean with ``rc_average``), scaled so that their
+        mean is the weighted mean the early stopping monitors."""
+        logits = predict_logits(
+            model, val.forward, val.reverse if self.rc_average else None,
+            batch_size=_D.predict_batch_size,
+        )
+        labels = np.asarray(val.labels, dtype=np.int64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_proba = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        w = np.asarray(weights, dtype=np.float64)[labels]
+        return -log_proba[np.arange(len(labels)), labels] * w / w.mean()
 
     def _subkmer_k(self, tokenizer: Any) -> int:
         """``SequenceModelConfig.subkmer_k``: the k-mer size with ``subkmer_embedding`` and
@@ -858,6 +908,12 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 "position_scores_": None if self.position_scores_ is None else {
                     str(k).lower(): v for k, v in self.position_scores_.items()
                 },
+                "kmer_k_margins_": None if self.kmer_k_margins_ is None else {
+                    str(k): v for k, v in self.kmer_k_margins_.items()
+                },
+                "position_margins_": None if self.position_margins_ is None else {
+                    str(k).lower(): v for k, v in self.position_margins_.items()
+                },
                 "n_train_samples_": self.n_train_samples_,
                 "n_val_samples_": self.n_val_samples_,
                 "learning_rate_": self.learning_rate_,
@@ -887,6 +943,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         config = SequenceModelConfig.from_dict(document["model_config"])
         # saved before the parameter existed (off then): say what the network has
         params.setdefault("subkmer_embedding", config.subkmer_k > 0)
+        # saved before auto_margin existed: the lowest validation loss was kept
+        params.setdefault("auto_margin", 0.0)
         est = cls(**params)
         fitted = document["fitted"]
         model = TitansSequenceModel(config)
@@ -914,6 +972,14 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         est.position_scores_ = None if scores is None else {
             k == "true": v for k, v in scores.items()
         }
+        margins = fitted.get("kmer_k_margins_")  # absent in files saved before the margin
+        est.kmer_k_margins_ = None if margins is None else {
+            int(k): v for k, v in margins.items()
+        }
+        margins = fitted.get("position_margins_")
+        est.position_margins_ = None if margins is None else {
+            k == "true": v for k, v in margins.items()
+        }
         est.n_train_samples_ = fitted["n_train_samples_"]
         est.n_val_samples_ = fitted["n_val_samples_"]
         # files written before learning_rate could be None: the explicit parameter
@@ -925,6 +991,49 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _prefer_simpler(
+    losses: Sequence[np.ndarray], margin: float = 1.0
+) -> tuple[int, list[tuple[float, float]]]:
+    """Pick among candidate networks by their per-sequence validation losses, simplest
+    first: the first candidate whose mean loss exceeds the lowest mean by no more than
+    ``margin`` standard errors of the paired difference (the "one-standard-error rule";
+    ``margin=0``: the lowest mean loss, ties to the simpler).
+
+    Args:
+        losses: one ``(n_val,)`` array per candidate, all on the same validation
+            sequences in the same order, in order of preference (simplest first).
+        margin: how many standard errors a more complex candidate must win by (>= 0).
+
+    Returns:
+        ``(index, margins)``: the chosen candidate and, per candidate, ``(difference,
+        se)``: its mean loss minus the lowest one and the standard error of that paired
+        difference (``(0.0, 0.0)`` for the lowest itself).
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in losses]
+    if not arrays or any(a.ndim != 1 or a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(
+            "_prefer_simpler needs one 1-D loss array per candidate, all of the same length "
+            f"(the same validation sequences), got shapes {[a.shape for a in arrays]}"
+        )
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 standard errors, got {margin}")
+    lowest = int(np.argmin([a.mean() for a in arrays]))
+    n = arrays[0].size
+    margins = []
+    for a in arrays:
+        d = a - arrays[lowest]
+        se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        margins.append((float(d.mean()), se))
+    for i, (difference, se) in enumerate(margins):
+        if difference <= margin * se:
+            return i, margins
+    return lowest, margins  # pragma: no cover - the lowest always qualifies
+
+
+def _margin_dict(margin: tuple[float, float]) -> dict[str, float]:
+    return {"difference": margin[0], "se": margin[1]}
 
 
 def _read_document(path: str | os.PathLike, format_name: str, version: int) -> dict[str, Any]:
