@@ -145,6 +145,15 @@ class ClassifierDefaults:
     mouse/2 0.2563 / 0.2411 and mouse/0 (6-mers) 0.4407 / 0.4349: TSS-aligned promoter
     windows want it, TF-binding windows do not, so it is chosen per task.
 
+    ``auto_margin``: 1 (the one-standard-error rule for both ``"auto"`` choices). On GUE's
+    1,000-sequence dev splits one standard error of a paired dev-loss gap is 0.005-0.010;
+    the lowest-loss rule (``auto_margin=0``) had picked tf/2's positions on a 0.0017 gap
+    (0.2 standard error) and tf/0's 6-mers on 0.0050 (0.5). End to end, seed 0 (CPU,
+    session 40), test MCC with the rule / the lowest-loss choice: tf/0 67.10 (4-mers) /
+    65.12 (6-mers), tf/2 66.23 (no positions) / 63.44; tf/1 72.58 (4-mers + positions; the
+    6-mer choice the old rule would have made was not fitted). The other GUE rows' recorded
+    gaps are wide enough that the rule would very likely not change them (not re-run).
+
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
     vs 0.5071 at batch 128 on an H100), mouse/2 (0.2411 vs 0.2629), tf/1 (0.5059 vs 0.5218)
