@@ -794,10 +794,11 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             batch_size=_D.predict_batch_size,
         )
         labels = np.asarray(val.labels, dtype=np.int64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_proba = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        losses = torch.nn.functional.cross_entropy(
+            torch.from_numpy(logits), torch.from_numpy(labels), reduction="none"
+        ).numpy()
         w = np.asarray(weights, dtype=np.float64)[labels]
-        return -log_proba[np.arange(len(labels)), labels] * w / w.mean()
+        return losses * w / w.mean()
 
     def _subkmer_k(self, tokenizer: Any) -> int:
         """``SequenceModelConfig.subkmer_k``: the k-mer size with ``subkmer_embedding`` and
