@@ -150,8 +150,9 @@ class ClassifierDefaults:
     the lowest-loss rule (``auto_margin=0``) had picked tf/2's positions on a 0.0017 gap
     (0.2 standard error) and tf/0's 6-mers on 0.0050 (0.5). End to end, seed 0 (CPU,
     session 40), test MCC with the rule / the lowest-loss choice: tf/0 67.10 (4-mers) /
-    65.12 (6-mers), tf/2 66.23 (no positions) / 63.44, tf/2 seed 1 67.54 / 63.35; tf/1
-    72.58 (4-mers + positions; the old rule's 6-mer choice was not fitted). The other GUE
+    65.12 (6-mers), tf/2 66.23 (no positions) / 63.44, tf/2 seed 1 67.54 / 63.35, mouse/2
+    86.59 (no positions) / 83.15; tf/1 72.58 (4-mers + positions; the old rule's 6-mer
+    choice was not fitted). The other GUE
     rows' recorded gaps are wide enough that the rule would very likely not change them
     (not re-run).
 
