@@ -43,7 +43,8 @@ seed × fold, with hardware, exact command, resolved classifier parameters and t
 defaults to a name derived from the tasks, so several processes (e.g. one per task on one
 GPU) can write into the same folder; ``--report-from DIR`` then merges every per-run CSV in
 ``DIR`` into ``DIR/genomics_results.{md,csv}``. ``--save-proba`` also writes each fit's test
-probabilities (``<tag>_<task>_seed<k>_test_proba.npz``; the k-mer baseline's as
+probabilities (``<tag>_<task>_seed<k>_test_proba.npz``; its dev-split probabilities as
+``..._seed<k>_dev_proba.npz``, for choices made on dev; the k-mer baseline's as
 ``<tag>_<task>_kmer_test_proba.npz``); ``--average-proba`` scores such files one by one and
 averaged (a seed ensemble, or Titans blended with the baseline: a different model from any
 one fit).
@@ -440,6 +441,8 @@ def _fit_titans(
     y = test.labels
     if args.save_proba:
         _save_proba(args, label, f"seed{seed}", clf.classes_, proba, y)
+        dev_proba = clf.predict_proba(dev.sequences)
+        _save_proba(args, label, f"seed{seed}", clf.classes_, dev_proba, dev.labels, split="dev")
     bb = clf.config_.backbone
     resolved = {
         "d_model": bb.d_model,
@@ -504,14 +507,14 @@ def _fit_titans(
 
 def _save_proba(
     args: argparse.Namespace, label: str, model: str, classes: np.ndarray, proba: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray, *, split: str = "test",
 ) -> None:
-    """Write one model's test probabilities (``--save-proba``) for ``--average-proba``."""
+    """Write one model's ``split`` probabilities (``--save-proba``) for ``--average-proba``."""
     slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
-    path = pathlib.Path(args.out) / f"{args.tag}_{slug}_{model}_test_proba.npz"
+    path = pathlib.Path(args.out) / f"{args.tag}_{slug}_{model}_{split}_proba.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, classes=classes, proba=proba, y=np.asarray(y))
-    _progress(f"{label} {model}: test probabilities written to {path}")
+    _progress(f"{label} {model}: {split} probabilities written to {path}")
 
 
 def _fit_kmer(
@@ -1243,7 +1246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--save-proba", action="store_true",
         help="also write each Titans fit's test-split class probabilities to "
-        "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), and the k-mer "
+        "<out>/<tag>_<task>_seed<k>_test_proba.npz (classes, proba, y), its dev split's to "
+        "..._seed<k>_dev_proba.npz, and the k-mer "
         "baseline's to <out>/<tag>_<task>_kmer_test_proba.npz, e.g. to average seeds",
     )
     p.add_argument(

@@ -156,6 +156,10 @@ def test_save_proba_writes_the_scored_probabilities(quick) -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     pred = classes[np.argmax(proba, axis=1)]
     assert 100.0 * matthews_corrcoef(y, pred) == pytest.approx(titans["mcc"])
+    dev = np.load(str(path).replace("_test_proba", "_dev_proba"), allow_pickle=False)
+    assert dev["proba"].shape == (titans["n_val"], 2) and len(dev["y"]) == titans["n_val"]
+    np.testing.assert_allclose(dev["proba"].sum(axis=1), 1.0, rtol=1e-6)
+    assert set(np.unique(dev["y"])) <= set(classes)
 
 
 def test_save_proba_writes_the_baselines_probabilities(quick) -> None:
