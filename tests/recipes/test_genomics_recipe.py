@@ -567,3 +567,34 @@ def test_average_proba_scores_each_file_and_the_mean(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         recipe.main(["--average-proba", str(paths[0]), str(tmp_path / "other.npz")])
     assert "other classes or test labels" in capsys.readouterr().err
+
+
+def test_mcc_of_resamples_matches_sklearn_on_each_resample() -> None:
+    rng = np.random.default_rng(1)
+    for n_classes in (2, 3):
+        y = rng.integers(0, n_classes, 300)
+        pred = np.where(rng.random(300) < 0.6, y, rng.integers(0, n_classes, 300))
+        resamples = rng.integers(0, 300, (40, 300))
+        expected = [matthews_corrcoef(y[i], pred[i]) for i in resamples]
+        got = recipe._mcc_of_resamples(y, pred, n_classes, resamples)
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+    constant = np.zeros(10, dtype=int)  # undefined MCC: 0, as sklearn
+    assert recipe._mcc_of_resamples(constant, constant, 2, np.arange(10)[None]).tolist() == [0.0]
+
+
+def test_average_proba_bootstrap_se_is_the_sampling_error(tmp_path) -> None:
+    # independent coin-flip predictions: MCC ~ N(0, 1/n), so the SE is about 100/sqrt(n)
+    rng = np.random.default_rng(2)
+    n = 2000
+    y = rng.choice(np.array(["neg", "pos"]), n)
+    paths = []
+    for i in range(2):
+        p = rng.random(n)
+        paths.append(tmp_path / f"r{i}.npz")
+        np.savez(paths[-1], classes=np.array(["neg", "pos"]), proba=np.c_[1 - p, p], y=y)
+    rows = recipe.average_proba(paths)
+    for row in rows:
+        assert row["mcc_se"] == pytest.approx(100 / np.sqrt(n), rel=0.1)
+    perfect = tmp_path / "perfect.npz"
+    np.savez(perfect, classes=np.array(["neg", "pos"]), proba=np.c_[y == "neg", y == "pos"], y=y)
+    assert recipe.average_proba([perfect, perfect])[0]["mcc_se"] == 0.0
