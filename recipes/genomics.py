@@ -47,7 +47,9 @@ probabilities (``<tag>_<task>_seed<k>_test_proba.npz``; its dev-split probabilit
 ``..._seed<k>_dev_proba.npz``, for choices made on dev; the k-mer baseline's as
 ``<tag>_<task>_kmer_test_proba.npz``); ``--average-proba`` scores such files one by one and
 averaged (a seed ensemble, or Titans blended with the baseline: a different model from any
-one fit).
+one fit), each MCC with its bootstrap standard error over the test split.
+``--save-model`` saves each fitted classifier (``..._seed<k>_model/``, for
+:meth:`TitansSequenceClassifier.load`).
 Progress lines (one per epoch, with losses
 and seconds) go to stderr, flushed.
 
@@ -445,6 +447,9 @@ def _fit_titans(
         _save_proba(args, label, f"seed{seed}", clf.classes_, proba, y)
         dev_proba = clf.predict_proba(dev.sequences)
         _save_proba(args, label, f"seed{seed}", clf.classes_, dev_proba, dev.labels, split="dev")
+    if args.save_model:
+        path = clf.save(_artifact_path(args, label, f"seed{seed}_model"))
+        _progress(f"{label} seed {seed}: fitted classifier saved to {path}")
     bb = clf.config_.backbone
     resolved = {
         "d_model": bb.d_model,
@@ -507,14 +512,20 @@ def _fit_titans(
     return row
 
 
+def _artifact_path(args: argparse.Namespace, label: str, name: str) -> pathlib.Path:
+    """``<out>/<tag>_<task slug>_<name>`` (the folder created): where a fit's files go."""
+    slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
+    path = pathlib.Path(args.out) / f"{args.tag}_{slug}_{name}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _save_proba(
     args: argparse.Namespace, label: str, model: str, classes: np.ndarray, proba: np.ndarray,
     y: np.ndarray, *, split: str = "test",
 ) -> None:
     """Write one model's ``split`` probabilities (``--save-proba``) for ``--average-proba``."""
-    slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
-    path = pathlib.Path(args.out) / f"{args.tag}_{slug}_{model}_{split}_proba.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _artifact_path(args, label, f"{model}_{split}_proba.npz")
     np.savez(path, classes=classes, proba=proba, y=np.asarray(y))
     _progress(f"{label} {model}: {split} probabilities written to {path}")
 
@@ -1270,6 +1281,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with the {CV_FOLDS}-fold CV fallback, run only these folds (1-based; the same "
         "folds as a full run; the table says how many folds its mean covers), e.g. to probe "
         "a setting on one fold",
+    )
+    p.add_argument(
+        "--save-model", action="store_true",
+        help="also save each fitted Titans classifier (TitansSequenceClassifier.save) to "
+        "<out>/<tag>_<task>_seed<k>_model/, to score or probe it later without refitting",
     )
     p.add_argument(
         "--save-proba", action="store_true",

@@ -23,7 +23,7 @@ from _scripts import ROOT, load_recipe
 from sklearn.metrics import matthews_corrcoef
 
 from titans_ts.datasets.genomics import load_genomic_benchmark_test
-from titans_ts.estimators import CLASSIFIER_DEFAULTS
+from titans_ts.estimators import CLASSIFIER_DEFAULTS, TitansSequenceClassifier
 
 RECIPE = ROOT / "recipes" / "genomics.py"
 
@@ -65,7 +65,9 @@ def quick(gue_dir: pathlib.Path, tmp_path_factory: pytest.TempPathFactory):
     common = ["--quick", "--device", "cpu", "--data-dir", str(gue_dir), "--out", str(out)]
     argv0 = ["--tasks", "mouse/0", *common, "--save-proba"]
     rows0 = recipe.main(argv0)
-    rows2 = recipe.main(["--tasks", "mouse/2", "--no-baseline", "--save-proba", *common])
+    rows2 = recipe.main(
+        ["--tasks", "mouse/2", "--no-baseline", "--save-proba", "--save-model", *common]
+    )
     return out, argv0, rows0, rows2
 
 
@@ -160,6 +162,21 @@ def test_save_proba_writes_the_scored_probabilities(quick) -> None:
     assert dev["proba"].shape == (titans["n_val"], 2) and len(dev["y"]) == titans["n_val"]
     np.testing.assert_allclose(dev["proba"].sum(axis=1), 1.0, rtol=1e-6)
     assert set(np.unique(dev["y"])) <= set(classes)
+
+
+def test_save_model_reloads_the_scored_classifier(quick, gue_dir) -> None:
+    out, _, _, rows2 = quick
+    (titans,) = [r for r in rows2 if r["model"] == recipe.TITANS]
+    stem = out / "genomics_gue-mouse2_quick_mouse_2_seed0"
+    clf = TitansSequenceClassifier.load(f"{stem}_model")
+    assert json.loads(titans["resolved"])["kmer_k"] == clf.kmer_k_
+    assert len(clf.history_) == titans["epochs_run"]
+    # the reloaded network gives the saved probabilities on the same (subsampled) test split
+    splits = recipe.load_gue(recipe.resolve_task("mouse/2"), path=gue_dir)
+    test = recipe.stratified_subsample(splits["test"], recipe.QUICK_EVAL)
+    saved = np.load(f"{stem}_test_proba.npz", allow_pickle=False)
+    np.testing.assert_array_equal(saved["y"], test.labels)
+    np.testing.assert_allclose(clf.predict_proba(test.sequences), saved["proba"], atol=1e-6)
 
 
 def test_save_proba_writes_the_baselines_probabilities(quick) -> None:
