@@ -1122,11 +1122,15 @@ def average_proba(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     model from any single fit, to be reported as such.
 
     Returns:
-        One ``{"name", "mcc", "mcc_se", "accuracy"}`` per file (MCC and accuracy x 100), then
-        the same for ``"average"`` of all files. ``mcc_se`` is the test split's own sampling
-        error: the standard deviation of the MCC over ``BOOTSTRAP_RESAMPLES`` resamples of the
-        test sequences with replacement (the same resamples for every row, fixed seed), e.g.
-        about 2.3 MCC at an MCC near 65 on 1,000 sequences.
+        One ``{"name", "mcc", "mcc_se", "accuracy", "log_loss", "log_loss_vs_first"}`` per
+        file (MCC and accuracy x 100), then the same for ``"average"`` of all files.
+        ``mcc_se`` is the test split's own sampling error: the standard deviation of the MCC
+        over ``BOOTSTRAP_RESAMPLES`` resamples of the test sequences with replacement (the
+        same resamples for every row, fixed seed), e.g. about 2.3 MCC at an MCC near 65 on
+        1,000 sequences. ``log_loss`` is the mean test cross-entropy (nats per sequence,
+        unweighted); ``log_loss_vs_first`` is ``(difference, se)`` of the paired
+        per-sequence losses against the first file's (``None`` for the first): a comparison
+        of two models on the same sequences that does not depend on a decision threshold.
     Raises:
         ValueError: fewer than two files, or files that disagree on classes or labels.
     """
@@ -1147,15 +1151,26 @@ def average_proba(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     named = [(n, p) for n, _, p, _ in loaded]
     named.append(("average", np.mean([p for _, p in named], axis=0)))
     resamples = np.random.default_rng(0).integers(0, len(y), (BOOTSTRAP_RESAMPLES, len(y)))
-    y_code = np.searchsorted(classes, y)
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    y_code = np.array([index[c] for c in y.tolist()])
+    first_losses = None
     for name, proba in named:
         pred = classes[np.argmax(proba, axis=1)]
         boot = _mcc_of_resamples(y_code, np.argmax(proba, axis=1), len(classes), resamples)
+        losses = -np.log(np.clip(proba[np.arange(len(y)), y_code], 1e-12, None))
+        versus = None
+        if first_losses is None:
+            first_losses = losses
+        else:
+            diff = losses - first_losses
+            versus = (float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))))
         rows.append({
             "name": name,
             "mcc": 100.0 * float(matthews_corrcoef(y, pred)),
             "mcc_se": 100.0 * float(np.std(boot, ddof=1)),
             "accuracy": 100.0 * float(accuracy_score(y, pred)),
+            "log_loss": float(losses.mean()),
+            "log_loss_vs_first": versus,
         })
     return rows
 
@@ -1428,9 +1443,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         except (OSError, KeyError, ValueError) as err:
             build_parser().error(str(err))
         for row in scored:
+            versus = row["log_loss_vs_first"]
             print(
                 f"{row['name']:<60} MCC {row['mcc']:6.2f} ± {row['mcc_se']:4.2f} (bootstrap SE)"
-                f"  acc {row['accuracy']:6.2f}"
+                f"  acc {row['accuracy']:6.2f}  log loss {row['log_loss']:.4f}"
+                + ("" if versus is None else f" ({versus[0]:+.4f} ± {versus[1]:.4f} vs the first)")
             )
         return scored
     out = pathlib.Path(args.out)

@@ -579,6 +579,13 @@ def test_average_proba_scores_each_file_and_the_mean(tmp_path, capsys) -> None:
     # s0 misses sample 1 and 4; s1 misses 2 and 3; the mean misses none
     assert [r["accuracy"] for r in rows] == pytest.approx([100 * 4 / 6, 100 * 4 / 6, 100.0])
     assert rows[2]["mcc"] == pytest.approx(100.0)
+    # the true class's probability, sequence by sequence
+    l0 = -np.log([0.9, 0.4, 0.8, 0.7, 0.4, 0.8])
+    l1 = -np.log([0.7, 0.9, 0.3, 0.4, 0.7, 0.55])
+    assert rows[0]["log_loss"] == pytest.approx(l0.mean()) and rows[0]["log_loss_vs_first"] is None
+    assert rows[1]["log_loss"] == pytest.approx(l1.mean())
+    diff = l1 - l0
+    assert rows[1]["log_loss_vs_first"] == pytest.approx((diff.mean(), diff.std(ddof=1) / 6**0.5))
     assert "average" in capsys.readouterr().out
     np.savez(tmp_path / "other.npz", classes=classes, proba=p1, y=y[::-1])
     with pytest.raises(SystemExit):
