@@ -47,7 +47,8 @@ probabilities (``<tag>_<task>_seed<k>_test_proba.npz``; its dev-split probabilit
 ``..._seed<k>_dev_proba.npz``, for choices made on dev; the k-mer baseline's as
 ``<tag>_<task>_kmer_test_proba.npz``); ``--average-proba`` scores such files one by one and
 averaged (a seed ensemble, or Titans blended with the baseline: a different model from any
-one fit), each MCC with its bootstrap standard error over the test split.
+one fit), each MCC with its bootstrap standard error over the test split, and each test log
+loss with its paired difference from the first file's.
 ``--save-model`` saves each fitted classifier (``..._seed<k>_model/``, for
 :meth:`TitansSequenceClassifier.load`).
 Progress lines (one per epoch, with losses
@@ -1335,7 +1336,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NPZ",
         help="only score --save-proba files one by one and with their probabilities averaged "
-        "(a seed ensemble)",
+        "(a seed ensemble): MCC ± bootstrap SE, accuracy, log loss (paired against the first)",
     )
     p.add_argument(
         "--data-dir",
