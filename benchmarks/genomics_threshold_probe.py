@@ -7,9 +7,11 @@ early stopping already uses), and the *test* ceiling: the best MCC over threshol
 chosen on test itself, which no method can reach and which bounds what any threshold could
 do::
 
-    python benchmarks/genomics_threshold_probe.py results/s41/tf0_margin_s1_tf_0_seed1_dev_proba.npz
+    python benchmarks/genomics_threshold_probe.py results/s41/*_test_proba.npz
 
-(the test file is found by replacing ``_dev_proba`` with ``_test_proba``).
+Each argument is a ``..._test_proba.npz`` (or its ``..._dev_proba.npz``); the other file of
+the pair is found by name. Without a dev file (written since session 41) only the argmax and
+the ceiling are reported.
 """
 
 from __future__ import annotations
@@ -31,37 +33,50 @@ def mcc_at(classes: np.ndarray, proba: np.ndarray, y: np.ndarray, threshold: flo
     return 100.0 * float(matthews_corrcoef(y, np.where(proba[:, 1] >= threshold, *classes[::-1])))
 
 
-def probe(dev_path: pathlib.Path, test_path: pathlib.Path) -> dict[str, float]:
-    """``{"argmax", "dev_threshold", "dev_choice", "test_ceiling", "test_ceiling_at"}``."""
-    classes, dev_proba, dev_y = _load(dev_path)
-    test_classes, test_proba, test_y = _load(test_path)
-    if len(classes) != 2 or not np.array_equal(classes, test_classes):
-        raise ValueError(f"{dev_path} and {test_path} must hold the same two classes")
-    candidates = np.unique(np.round(dev_proba[:, 1], 4))
-    dev_mcc = [mcc_at(classes, dev_proba, dev_y, t) for t in candidates]
-    chosen = float(candidates[int(np.argmax(dev_mcc))])
+def probe(dev_path: pathlib.Path | None, test_path: pathlib.Path) -> dict[str, float | None]:
+    """``{"argmax", "dev_threshold", "dev_choice", "test_ceiling", "test_ceiling_at"}``
+    (the two dev entries ``None`` without ``dev_path``)."""
+    classes, test_proba, test_y = _load(test_path)
+    if len(classes) != 2:
+        raise ValueError(f"{test_path} holds {len(classes)} classes; the probe needs two")
     grid = np.round(np.linspace(0.2, 0.8, 61), 2)
     test_mcc = [mcc_at(classes, test_proba, test_y, t) for t in grid]
     best = int(np.argmax(test_mcc))
-    return {
+    result: dict[str, float | None] = {
         "argmax": mcc_at(classes, test_proba, test_y, 0.5),
-        "dev_threshold": chosen,
-        "dev_choice": mcc_at(classes, test_proba, test_y, chosen),
+        "dev_threshold": None,
+        "dev_choice": None,
         "test_ceiling": test_mcc[best],
         "test_ceiling_at": float(grid[best]),
     }
+    if dev_path is not None:
+        dev_classes, dev_proba, dev_y = _load(dev_path)
+        if not np.array_equal(classes, dev_classes):
+            raise ValueError(f"{dev_path} and {test_path} must hold the same two classes")
+        candidates = np.unique(np.round(dev_proba[:, 1], 4))
+        dev_mcc = [mcc_at(classes, dev_proba, dev_y, t) for t in candidates]
+        chosen = float(candidates[int(np.argmax(dev_mcc))])
+        result["dev_threshold"] = chosen
+        result["dev_choice"] = mcc_at(classes, test_proba, test_y, chosen)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dev", nargs="+", type=pathlib.Path, help="..._dev_proba.npz files")
-    for dev in parser.parse_args().dev:
-        test = dev.with_name(dev.name.replace("_dev_proba", "_test_proba"))
-        r = probe(dev, test)
+    parser.add_argument(
+        "files", nargs="+", type=pathlib.Path, help="--save-proba files (test or dev)"
+    )
+    for path in parser.parse_args().files:
+        test = path.with_name(path.name.replace("_dev_proba", "_test_proba"))
+        dev = test.with_name(test.name.replace("_test_proba", "_dev_proba"))
+        r = probe(dev if dev.is_file() else None, test)
+        at_dev = (
+            "no dev file" if r["dev_choice"] is None
+            else f"{r['dev_choice']:.2f} at the dev-chosen {r['dev_threshold']:.4f}"
+        )
         print(
-            f"{test.name}: test MCC {r['argmax']:.2f} at 0.5; {r['dev_choice']:.2f} at the "
-            f"dev-chosen {r['dev_threshold']:.4f}; ceiling {r['test_ceiling']:.2f} "
-            f"(threshold {r['test_ceiling_at']:.2f}, chosen on test)"
+            f"{test.name}: test MCC {r['argmax']:.2f} at 0.5; {at_dev}; ceiling "
+            f"{r['test_ceiling']:.2f} (threshold {r['test_ceiling_at']:.2f}, chosen on test)"
         )
 
 

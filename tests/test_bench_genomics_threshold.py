@@ -29,3 +29,5 @@ def test_probe_reports_argmax_dev_choice_and_test_ceiling(tmp_path) -> None:
     assert r["argmax"] < 80  # a third of the negatives lie above 0.5
     assert r["dev_choice"] == pytest.approx(100.0) and 0.59 < r["dev_threshold"] <= 0.62
     assert r["test_ceiling"] == pytest.approx(100.0) and r["test_ceiling_at"] in (0.6, 0.61)
+    alone = bench.probe(None, test)  # no dev file: the argmax and the ceiling only
+    assert alone["dev_choice"] is None and alone["test_ceiling"] == r["test_ceiling"]
