@@ -153,7 +153,10 @@ class ClassifierDefaults:
     65.12 (6-mers), tf/2 66.23 (no positions) / 63.44, tf/2 seed 1 67.54 / 63.35, mouse/2
     86.59 (no positions) / 83.15; tf/1 72.58 (4-mers + positions; the old rule's 6-mer
     choice was not fitted). The other GUE rows' recorded gaps are wide enough that the
-    rule would very likely not change them (not re-run).
+    rule would very likely not change them (prom_core_tata re-run in session 41: the same
+    choices, 4-mers at 6.0 and positions at 1.8 standard errors). Seeds 1 of tf/0 and tf/1
+    (session 41) chose what the lowest loss chooses (tf/0: 6-mers at 1.6 standard errors,
+    test 63.71; tf/1: 4-mers, no positions, 71.33).
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
