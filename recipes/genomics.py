@@ -1156,8 +1156,9 @@ def average_proba(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     y_code = np.array([index[c] for c in y.tolist()])
     first_losses = None
     for name, proba in named:
-        pred = classes[np.argmax(proba, axis=1)]
-        boot = _mcc_of_resamples(y_code, np.argmax(proba, axis=1), len(classes), resamples)
+        pred_code = np.argmax(proba, axis=1)
+        pred = classes[pred_code]
+        boot = _mcc_of_resamples(y_code, pred_code, len(classes), resamples)
         losses = -np.log(np.clip(proba[np.arange(len(y)), y_code], 1e-12, None))
         versus = None
         if first_losses is None:
