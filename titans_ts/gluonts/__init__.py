@@ -1,1 +1,1 @@
-"""gluonts."""
+"""GluonTS adapters (placeholder: not built yet; nothing is exported here)."""
