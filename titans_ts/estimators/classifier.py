@@ -156,7 +156,11 @@ class ClassifierDefaults:
     rule would very likely not change them (prom_core_tata re-run in session 41: the same
     choices, 4-mers at 6.0 and positions at 1.8 standard errors). Seeds 1 of tf/0 and tf/1
     (session 41) chose what the lowest loss chooses (tf/0: 6-mers at 1.6 standard errors,
-    test 63.71; tf/1: 4-mers, no positions, 71.33).
+    test 63.71; tf/1: 4-mers, no positions, 71.33). Session 42, end to end: tf/1 seed 2 kept
+    4-mers without positions, both gaps at 0.2 standard error (73.11); mouse/0 seeds 0-2
+    6-mers without positions (seed 2's positions 0.8 standard error lower: the lowest-loss
+    rule would have kept them, not fitted); prom_300_tata seed 0 6-mers + positions (1.7 and
+    4.8 standard errors), as session 34 chose.
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
