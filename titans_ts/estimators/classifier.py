@@ -160,7 +160,11 @@ class ClassifierDefaults:
     4-mers without positions, both gaps at 0.2 standard error (73.11); mouse/0 seeds 0-2
     6-mers without positions (seed 2's positions 0.8 standard error lower: the lowest-loss
     rule would have kept them, not fitted); prom_300_tata seed 0 6-mers + positions (1.7 and
-    4.8 standard errors), as session 34 chose.
+    4.8 standard errors), as session 34 chose. Known weakness (session 43): the size is
+    chosen without positions. On prom_300_tata seeds 0 and 1 kept 6-mers (4-mers 1.7-1.9
+    standard errors higher), but with positions the 4-mer network's dev loss is far lower
+    (0.25 / 0.28 vs 0.34) and its test MCC 84.5 / 80.8 against 69.7 / 71.9; seed 2 kept
+    4-mers (84.1). Set ``kmer_k=4`` on TSS-aligned promoter windows.
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
