@@ -156,15 +156,12 @@ class ClassifierDefaults:
     rule would very likely not change them (prom_core_tata re-run in session 41: the same
     choices, 4-mers at 6.0 and positions at 1.8 standard errors). Seeds 1 of tf/0 and tf/1
     (session 41) chose what the lowest loss chooses (tf/0: 6-mers at 1.6 standard errors,
-    test 63.71; tf/1: 4-mers, no positions, 71.33). Session 42, end to end: tf/1 seed 2 kept
-    4-mers without positions, both gaps at 0.2 standard error (73.11); mouse/0 seeds 0-2
-    6-mers without positions (seed 2's positions 0.8 standard error lower: the lowest-loss
-    rule would have kept them, not fitted); prom_300_tata seed 0 6-mers + positions (1.7 and
-    4.8 standard errors), as session 34 chose. Known weakness (session 43): the size is
-    chosen without positions. On prom_300_tata seeds 0 and 1 kept 6-mers (4-mers 1.7-1.9
-    standard errors higher), but with positions the 4-mer network's dev loss is far lower
-    (0.25 / 0.28 vs 0.34) and its test MCC 84.5 / 80.8 against 69.7 / 71.9; seed 2 kept
-    4-mers (84.1). Set ``kmer_k=4`` on TSS-aligned promoter windows.
+    test 63.71; tf/1: 4-mers, no positions, 71.33); later seeds' choices: ``docs/results.md``.
+    Known weakness (session 43): the size is chosen without positions. On prom_300_tata
+    seeds 0 and 1 kept 6-mers (4-mers 1.7-1.9 standard errors higher), but with positions
+    the 4-mer network's dev loss is far lower (0.25 / 0.28 vs 0.34) and its test MCC
+    84.5 / 80.8 against 69.7 / 71.9; seed 2 kept 4-mers (84.1). Set ``kmer_k=4`` on
+    TSS-aligned promoter windows.
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
