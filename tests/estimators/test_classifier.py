@@ -845,10 +845,88 @@ def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
     loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos_auto"))
     assert loaded.position_scores_ == scores and loaded.position_margins_ == margins
     assert loaded.position_embedding_ == est.position_embedding_
-    # both automatic: the k-mer size first (without), then that size with the embedding
+    # both automatic: the last comparison on each axis includes the chosen network,
+    # and the choice is stable under both (the search stops at a fixed point)
     both = tiny(kmer_k="auto", position_embedding="auto").fit(X, y)
     assert set(both.kmer_k_scores_) == {4, 6} and set(both.position_scores_) == {False, True}
-    assert both.position_scores_[False] == both.kmer_k_scores_[both.kmer_k_]
+    assert both.position_scores_[both.position_embedding_] == both.kmer_k_scores_[both.kmer_k_]
     # the default margin keeps the positions only when they win by more than one SE
     off = both.position_margins_[False]
     assert both.position_embedding_ == (off["difference"] > off["se"])
+    first = CLASSIFIER_DEFAULTS.kmer_k_candidates[0]
+    m = both.kmer_k_margins_[first]
+    assert both.kmer_k_ == (first if m["difference"] <= m["se"] else 6)
+    direct = tiny(kmer_k=both.kmer_k_, position_embedding=both.position_embedding_).fit(X, y)
+    np.testing.assert_array_equal(both.predict_proba(X), direct.predict_proba(X))
+
+
+def _scripted_search(monkeypatch, losses: dict[tuple[int, bool], float], **params):
+    """Run ``fit`` with every candidate network replaced by a stub whose per-sequence
+    validation losses average to ``losses[(k, position)]`` (paired noise 0.01 shared by
+    all candidates, 0.001 of their own: one standard error of a gap ~0.00014). Returns
+    the estimator and the (k, position) fits in the order they were made."""
+    calls: list[tuple[int, bool]] = []
+    shared = np.random.default_rng(0).normal(0.0, 0.01, 100)
+
+    def fake_fit(self, tokenizer, items, y_index, classes, weights, val_raw, pre, max_time,
+                 position):
+        key = (int(tokenizer.k), bool(position))
+        calls.append(key)
+        own = np.random.default_rng(len(calls)).normal(0.0, 0.001, 100)
+        val_losses = losses[key] + shared + own - own.mean() - shared.mean()
+        return {
+            "config": dataclasses.replace(
+                SequenceModelConfig(vocab_size=8, pad_id=0, n_classes=2),
+                max_positions=10 if position else 0,
+            ),
+            "model": None, "tokenizer": tokenizer, "history": [], "best_epoch": 1,
+            "val_loss": float(val_losses.mean()), "val_losses": val_losses,
+            "n_train": 4, "n_val": 100, "learning_rate": 1e-3, "lr_decay": None,
+        }
+
+    monkeypatch.setattr(TitansSequenceClassifier, "_fit_tokenizer", fake_fit)
+    est = tiny(**params).fit(["ACGTACGTAC", "TTTTACGTAA", "GGGGCCCCAA", "ACACACACGT"],
+                             [0, 1, 0, 1])
+    return est, calls
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected", "order"),
+    [
+        # prom_300_tata seed 0 (session 43 dev losses): 6-mers win without positions and
+        # gain from them, but 4-mers with positions are far better: the size is chosen
+        # again under positions (the step the old two-step search lacked)
+        ({(4, False): 0.516, (6, False): 0.481, (4, True): 0.250, (6, True): 0.343},
+         (4, True), [(4, False), (6, False), (6, True), (4, True)]),
+        # prom_core_all-like: positions help 4-mers and 6-mers do not win with them
+        ({(4, False): 0.450, (6, False): 0.500, (4, True): 0.400, (6, True): 0.454},
+         (4, True), [(4, False), (6, False), (4, True), (6, True)]),
+        # positions rejected (mouse/2-, tf/2-like): three networks, as before
+        ({(4, False): 0.224, (6, False): 0.200, (4, True): 0.180, (6, True): 0.205},
+         (6, False), [(4, False), (6, False), (6, True)]),
+        # a joint gain that neither axis shows alone is not searched for: the simplest
+        ({(4, False): 0.300, (6, False): 0.300, (4, True): 0.300, (6, True): 0.100},
+         (4, False), [(4, False), (6, False), (4, True)]),
+    ],
+)
+def test_auto_search_alternates_size_and_position(monkeypatch, losses, expected, order):
+    est, calls = _scripted_search(monkeypatch, losses, kmer_k="auto",
+                                  position_embedding="auto")
+    assert (est.kmer_k_, est.position_embedding_) == expected
+    assert calls == order  # each network fitted once, in this order
+    # the attributes report the last comparison on each axis, both holding the chosen one
+    k, pos = expected
+    assert est.kmer_k_scores_[k] == est.position_scores_[pos]
+    assert est.kmer_k_scores_[k] == pytest.approx(losses[expected])
+    assert est.position_margins_[pos] == {"difference": 0.0, "se": 0.0}
+
+
+def test_auto_search_with_one_axis_fixed(monkeypatch):
+    losses = {(4, False): 0.516, (6, False): 0.481, (4, True): 0.250, (6, True): 0.343}
+    est, calls = _scripted_search(monkeypatch, losses, kmer_k="auto", position_embedding=True)
+    assert calls == [(4, True), (6, True)] and est.kmer_k_ == 4 and est.position_scores_ is None
+    est, calls = _scripted_search(monkeypatch, losses, kmer_k=6, position_embedding="auto")
+    assert calls == [(6, False), (6, True)] and est.position_embedding_
+    assert est.kmer_k_scores_ is None
+    est, calls = _scripted_search(monkeypatch, losses, kmer_k=6, position_embedding=False)
+    assert calls == [(6, False)] and not est.position_embedding_

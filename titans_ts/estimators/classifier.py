@@ -295,9 +295,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             ``CLASSIFIER_DEFAULTS.kmer_k_candidates`` (4 and 6) and choose on the
             validation loss (the early-stopping split or ``validation_data``): the first
             size is kept unless another's loss is lower by more than ``auto_margin``
-            standard errors. With both ``"auto"`` defaults a fit trains three networks
-            (``max_time`` is shared between them); ``kmer_k=4, position_embedding=False``
-            trains one.
+            standard errors. With both ``"auto"`` defaults a fit trains three networks, or
+            four when positions are kept (``max_time`` is shared between four); ``kmer_k=4,
+            position_embedding=False`` trains one.
         max_length: keep only the first ``max_length`` bases of longer sequences
             (``None``: whole sequences).
         variant: Titans backbone, one of ``"lmm"``, ``"mac"``, ``"mag"``, ``"mal"``,
@@ -316,7 +316,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             tasks where *where* a motif sits in a fixed window matters (e.g. promoter
             windows aligned on the TSS); ``"auto"``: after the k-mer size is chosen, fit
             that size once more with it and keep it when its validation loss is lower by
-            more than ``auto_margin`` standard errors (one more network).
+            more than ``auto_margin`` standard errors (one more network); when kept with
+            ``kmer_k="auto"``, the size is chosen again with positions (the other size
+            fitted with them: a fourth network), and so on while a choice changes.
         auto_margin: how the ``"auto"`` choices weigh validation noise, in standard errors
             of the paired per-sequence loss difference (both networks scored on the same
             validation sequences): the simpler network (fewer k-mer letters, no position
@@ -618,45 +620,64 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         else:
             k = _D.kmer_k_candidates[0] if self.kmer_k == "auto" else self.kmer_k
             sizes = [{"kind": self.tokenizer, "k": k, "overlapping": self.kmer_overlapping}]
-        n_fits = len(sizes) + (1 if auto_pos else 0)
+        positions = [False, True] if auto_pos else [self.position_embedding is True]
+        # every (size, position) network is fitted at most once: max_time is shared by all
+        n_fits = len(sizes) * len(positions)
         share = None if self.max_time is None else float(self.max_time) / n_fits
+        fitted: dict[tuple[int, bool], dict[str, Any]] = {}
 
-        def fit_one(spec: dict[str, Any], position: bool) -> dict[str, Any]:
-            return self._fit_tokenizer(make_tokenizer(**spec), items, y_index, classes,
-                                       weights, val_raw, pre, share, position)
+        def fit_one(size: int, position: bool) -> dict[str, Any]:
+            if (size, position) not in fitted:
+                fitted[size, position] = self._fit_tokenizer(
+                    make_tokenizer(**sizes[size]), items, y_index, classes, weights,
+                    val_raw, pre, share, position,
+                )
+            return fitted[size, position]
 
-        def best(
-            fits: list[dict[str, Any]],
-        ) -> tuple[dict[str, Any], list[tuple[float, float]] | None]:
+        def best(keys: list[tuple[int, bool]]) -> tuple[int, list[tuple[float, float]] | None]:
+            fits = [fit_one(*key) for key in keys]
             # too few sequences to hold out a validation split (fit warned): the first one
             if len(fits) < 2 or any(f["val_losses"] is None for f in fits):
-                return fits[0], None
-            index, margins = _prefer_simpler(
-                [f["val_losses"] for f in fits], float(self.auto_margin)
-            )
-            return fits[index], margins
+                return 0, None
+            return _prefer_simpler([f["val_losses"] for f in fits], float(self.auto_margin))
 
-        # 1. the k-mer size (without position embedding when that is to be chosen too)
-        first = [fit_one(spec, self.position_embedding is True) for spec in sizes]
-        chosen, k_margins = best(first)
+        # Coordinate search over (size, position), simplest first: the size (without
+        # positions when they are to be chosen too), then positions on that size, then
+        # the size again under that setting, and so on while a choice changes (a setting
+        # visited before ends it); every network is fitted at most once. The third step
+        # is the one the first two missed: on prom_300_tata 6-mers won without positions
+        # but 4-mers with positions were far better (docs/results.md, session 43).
         self.kmer_k_scores_ = self.kmer_k_margins_ = None
-        if k_margins is not None:
-            ks = [int(f["tokenizer"].k) for f in first]
-            self.kmer_k_scores_ = {k: float(f["val_loss"]) for k, f in zip(ks, first)}
-            self.kmer_k_margins_ = {k: _margin_dict(m) for k, m in zip(ks, k_margins)}
-        # 2. the same size with a position embedding
         self.position_scores_ = self.position_margins_ = None
-        if auto_pos:
-            plain = chosen
-            with_pos = fit_one(tokenizer_spec(plain["tokenizer"]), True)
-            chosen, pos_margins = best([plain, with_pos])
-            if pos_margins is not None:
-                self.position_scores_ = {
-                    False: float(plain["val_loss"]), True: float(with_pos["val_loss"])
-                }
-                self.position_margins_ = {
-                    False: _margin_dict(pos_margins[0]), True: _margin_dict(pos_margins[1])
-                }
+        state = (0, positions[0])
+        seen = {state}
+        while True:
+            before = state
+            if len(sizes) > 1:
+                keys = [(i, state[1]) for i in range(len(sizes))]
+                index, margins = best(keys)
+                state = keys[index]
+                if margins is not None:
+                    ks = [int(fitted[key]["tokenizer"].k) for key in keys]
+                    self.kmer_k_scores_ = {
+                        k: float(fitted[key]["val_loss"]) for k, key in zip(ks, keys)
+                    }
+                    self.kmer_k_margins_ = {k: _margin_dict(m) for k, m in zip(ks, margins)}
+            if len(positions) > 1:
+                keys = [(state[0], p) for p in positions]
+                index, margins = best(keys)
+                state = keys[index]
+                if margins is not None:
+                    self.position_scores_ = {
+                        p: float(fitted[key]["val_loss"]) for p, key in zip(positions, keys)
+                    }
+                    self.position_margins_ = {
+                        p: _margin_dict(m) for p, m in zip(positions, margins)
+                    }
+            if state == before or state in seen:
+                break
+            seen.add(state)
+        chosen = fit_one(*state)  # fitted already unless nothing was to be chosen
 
         self.classes_ = classes
         self.n_classes_ = len(classes)
