@@ -476,6 +476,11 @@ def _fit_titans(
             str(k).lower(): [_round(m["difference"]), _round(m["se"])]
             for k, m in clf.position_margins_.items()
         },
+        # every network the "auto" search trained, in order: [k, positions, dev loss]
+        "search": [
+            [f["kmer_k"], f["position_embedding"], _round(f["val_loss"])]
+            for f in clf.search_path_
+        ],
         "n_parameters": int(sum(p.numel() for p in clf.model_.parameters())),
         "device": str(resolve_device(clf.accelerator, clf.devices)),
     }

@@ -845,6 +845,7 @@ def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
     loaded = TitansSequenceClassifier.load(est.save(tmp_path / "pos_auto"))
     assert loaded.position_scores_ == scores and loaded.position_margins_ == margins
     assert loaded.position_embedding_ == est.position_embedding_
+    assert loaded.search_path_ == est.search_path_ and len(est.search_path_) == 2
     # both automatic: the last comparison on each axis includes the chosen network,
     # and the choice is stable under both (the search stops at a fixed point)
     both = tiny(kmer_k="auto", position_embedding="auto").fit(X, y)
@@ -914,6 +915,10 @@ def test_auto_search_alternates_size_and_position(monkeypatch, losses, expected,
                                   position_embedding="auto")
     assert (est.kmer_k_, est.position_embedding_) == expected
     assert calls == order  # each network fitted once, in this order
+    assert [(f["kmer_k"], f["position_embedding"]) for f in est.search_path_] == order
+    assert [f["val_loss"] for f in est.search_path_] == pytest.approx(
+        [losses[key] for key in order]
+    )
     # the attributes report the last comparison on each axis, both holding the chosen one
     k, pos = expected
     assert est.kmer_k_scores_[k] == est.position_scores_[pos]

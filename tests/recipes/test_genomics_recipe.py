@@ -119,10 +119,17 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     assert resolved["kmer_k"] == (4 if margin[4][0] <= margin[4][1] else 6)
     assert resolved["d_model"] == 32 and resolved["window"] == 102 - resolved["kmer_k"]
     # position_embedding="auto" (the default): the chosen size refitted with positions
+    # (and, when they are kept, the other size with positions too)
     pos = resolved["position_dev_loss"]
-    assert set(pos) == {"false", "true"} and pos["false"] == scores[resolved["kmer_k"]]
+    chosen = str(resolved["position_embedding"]).lower()
+    assert set(pos) == {"false", "true"} and pos[chosen] == scores[resolved["kmer_k"]]
     off = resolved["position_margin"]["false"]
     assert resolved["position_embedding"] == (off[0] > off[1])
+    search = resolved["search"]
+    assert [s[:2] for s in search[:2]] == [[4, False], [6, False]]
+    assert len(search) == (4 if resolved["position_embedding"] else 3)
+    assert [resolved["kmer_k"], resolved["position_embedding"], pytest.approx(
+        min(pos.values()), abs=1e-5)] in search
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss, lr], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])

@@ -373,7 +373,9 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         validation loss minus the lowest one and the standard error of that paired
         difference, else None), position_embedding_ (used or not), position_scores_
         (``{False: loss, True: loss}`` with ``position_embedding="auto"``, else None),
-        position_margins_ (as ``kmer_k_margins_``, keyed False / True), n_train_samples_,
+        position_margins_ (as ``kmer_k_margins_``, keyed False / True), search_path_
+        (every network trained, in order: ``{"kmer_k", "position_embedding",
+        "val_loss"}``; one entry when nothing was chosen), n_train_samples_,
         n_val_samples_, learning_rate_ (the initial learning rate used), lr_decay_ (the
         decay factor used, None for none), seed_.
     """
@@ -678,6 +680,11 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 break
             seen.add(state)
         chosen = fit_one(*state)  # fitted already unless nothing was to be chosen
+        self.search_path_ = [
+            {"kmer_k": getattr(f["tokenizer"], "k", None), "position_embedding": position,
+             "val_loss": None if f["val_loss"] is None else float(f["val_loss"])}
+            for (_, position), f in fitted.items()
+        ]
 
         self.classes_ = classes
         self.n_classes_ = len(classes)
@@ -954,6 +961,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
                 "position_margins_": None if self.position_margins_ is None else {
                     str(k).lower(): v for k, v in self.position_margins_.items()
                 },
+                "search_path_": self.search_path_,
                 "n_train_samples_": self.n_train_samples_,
                 "n_val_samples_": self.n_val_samples_,
                 "learning_rate_": self.learning_rate_,
@@ -1020,6 +1028,8 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         est.position_margins_ = None if margins is None else {
             k == "true": v for k, v in margins.items()
         }
+        # absent in files saved before the search was recorded
+        est.search_path_ = fitted.get("search_path_")
         est.n_train_samples_ = fitted["n_train_samples_"]
         est.n_val_samples_ = fitted["n_val_samples_"]
         # files written before learning_rate could be None: the explicit parameter
