@@ -157,11 +157,16 @@ class ClassifierDefaults:
     choices, 4-mers at 6.0 and positions at 1.8 standard errors). Seeds 1 of tf/0 and tf/1
     (session 41) chose what the lowest loss chooses (tf/0: 6-mers at 1.6 standard errors,
     test 63.71; tf/1: 4-mers, no positions, 71.33); later seeds' choices: ``docs/results.md``.
-    Known weakness (session 43): the size is chosen without positions. On prom_300_tata
-    seeds 0 and 1 kept 6-mers (4-mers 1.7-1.9 standard errors higher), but with positions
-    the 4-mer network's dev loss is far lower (0.25 / 0.28 vs 0.34) and its test MCC
-    84.5 / 80.8 against 69.7 / 71.9; seed 2 kept 4-mers (84.1). Set ``kmer_k=4`` on
-    TSS-aligned promoter windows.
+    The search (session 44): when positions are kept, the size is chosen again with them
+    (the other size fitted with positions: a fourth network), and so on while a choice
+    changes. The two-step search before it chose the size without positions only: on
+    prom_300_tata it kept 6-mers on seeds 0 and 1 (4-mers 1.7-1.9 standard errors higher
+    without positions), whereas with positions the 4-mer network's dev loss is far lower
+    (0.2503 / 0.2848 vs 0.3431 / 0.3429; test MCC 84.5 / 80.8 against 69.7 / 71.9). The
+    fourth network left every other recorded choice as it was: 6-mers + positions had the
+    higher dev loss on prom_core_tata (three seeds), prom_core_notata, prom_core_all, tf/1
+    and prom_300_tata seed 2; tasks whose positions were rejected (tf/0, tf/2, mouse/0,
+    mouse/2) train the same three networks as before.
 
     Pooling: ``"max"``. Chosen on the lowest dev loss (never test) over nine GUE runs, max vs
     mean pooling: max lower on mouse/0 (twice: 0.4545 vs 0.4914 at batch 32 on CPU, 0.4652
