@@ -867,12 +867,14 @@ def _scripted_search(monkeypatch, losses: dict[tuple[int, bool], float], **param
     all candidates, 0.001 of their own: one standard error of a gap ~0.00014). Returns
     the estimator and the (k, position) fits in the order they were made."""
     calls: list[tuple[int, bool]] = []
+    shares: list[float | None] = []
     shared = np.random.default_rng(0).normal(0.0, 0.01, 100)
 
     def fake_fit(self, tokenizer, items, y_index, classes, weights, val_raw, pre, max_time,
                  position):
         key = (int(tokenizer.k), bool(position))
         calls.append(key)
+        shares.append(max_time)
         own = np.random.default_rng(len(calls)).normal(0.0, 0.001, 100)
         val_losses = losses[key] + shared + own - own.mean() - shared.mean()
         return {
@@ -888,6 +890,7 @@ def _scripted_search(monkeypatch, losses: dict[tuple[int, bool], float], **param
     monkeypatch.setattr(TitansSequenceClassifier, "_fit_tokenizer", fake_fit)
     est = tiny(**params).fit(["ACGTACGTAC", "TTTTACGTAA", "GGGGCCCCAA", "ACACACACGT"],
                              [0, 1, 0, 1])
+    est.max_time_shares = shares  # what each network was given of max_time
     return est, calls
 
 
@@ -935,3 +938,14 @@ def test_auto_search_with_one_axis_fixed(monkeypatch):
     assert est.kmer_k_scores_ is None
     est, calls = _scripted_search(monkeypatch, losses, kmer_k=6, position_embedding=False)
     assert calls == [(6, False)] and not est.position_embedding_
+    assert len(est.search_path_) == 1 and est.max_time_shares == [None]
+
+
+def test_auto_search_shares_max_time_between_the_networks_it_may_train(monkeypatch):
+    losses = {(4, False): 0.516, (6, False): 0.481, (4, True): 0.250, (6, True): 0.343}
+    est, _ = _scripted_search(monkeypatch, losses, max_time=8.0, kmer_k="auto",
+                              position_embedding="auto")
+    assert est.max_time_shares == [2.0] * 4  # up to four networks: a quarter each
+    est, _ = _scripted_search(monkeypatch, losses, max_time=8.0, kmer_k="auto",
+                              position_embedding=False)
+    assert est.max_time_shares == [4.0] * 2
