@@ -128,8 +128,7 @@ def test_quick_run_writes_csv_and_markdown(quick) -> None:
     search = resolved["search"]
     assert [s[:2] for s in search[:2]] == [[4, False], [6, False]]
     assert len(search) == (4 if resolved["position_embedding"] else 3)
-    assert [resolved["kmer_k"], resolved["position_embedding"], pytest.approx(
-        min(pos.values()), abs=1e-5)] in search
+    assert [resolved["kmer_k"], resolved["position_embedding"], pos[chosen]] in search
     history = json.loads(titans["history"])  # [[epoch, train_loss, val_loss, lr], ...]
     assert len(history) == 1 and history[0][0] == 1
     assert math.isfinite(history[0][1]) and math.isfinite(history[0][2])
