@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, matthews_corrcoef
@@ -252,6 +253,21 @@ def test_pipeline_cross_val_score_and_grid_search(motif_data):
     ).fit(X, y)
     assert grid.best_params_["pooling"] in ("mean", "max")
     assert grid.predict(X[:3]).shape == (3,)
+
+
+def test_soft_voting_is_a_seed_ensemble(motif_data, fitted):
+    """``VotingClassifier(voting="soft")`` over seeds averages their probabilities exactly
+    (the README's seed-ensemble recipe): the members are fitted as if alone."""
+    X, y = motif_data
+    vote = VotingClassifier(
+        [("s0", tiny()), ("s1", tiny(random_state=1))], voting="soft"
+    ).fit(X, y)
+    other = tiny(random_state=1).fit(X, y)
+    assert not np.allclose(fitted.predict_proba(X), other.predict_proba(X))
+    np.testing.assert_array_equal(vote.classes_, fitted.classes_)
+    np.testing.assert_allclose(
+        vote.predict_proba(X), (fitted.predict_proba(X) + other.predict_proba(X)) / 2, atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- options
