@@ -53,7 +53,8 @@ def _fits(paths: Sequence[str]) -> list[dict]:
                 if "itans" not in row.get("model", "") or not row.get("resolved"):
                     continue
                 resolved = json.loads(row["resolved"])
-                if not resolved.get("lr_decay") or resolved.get("kmer_k_dev_loss"):
+                several = resolved.get("kmer_k_dev_loss") or resolved.get("position_dev_loss")
+                if not resolved.get("lr_decay") or several:
                     continue  # no decay, or an "auto" fit: one history for several networks
                 history = json.loads(row["history"])  # [epoch, train loss, val loss, lr]
                 fits.append(

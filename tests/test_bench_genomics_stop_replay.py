@@ -42,6 +42,10 @@ def test_main_reads_recipe_csvs_and_skips_auto_fits(tmp_path, capsys) -> None:
         {"model": "Titans (ours)", "task": "auto", "seed": 0, "fit_seconds": 9.0, "mcc": 1.0,
          "resolved": json.dumps({"lr_decay": 0.5, "kmer_k_dev_loss": {"4": 0.4, "6": 0.5}}),
          "history": json.dumps(history)},
+        {"model": "Titans (ours)", "task": "auto positions", "seed": 0, "fit_seconds": 9.0,
+         "mcc": 1.0, "resolved": json.dumps({"lr_decay": 0.5, "kmer_k_dev_loss": None,
+                                             "position_dev_loss": {"false": 0.4, "true": 0.5}}),
+         "history": json.dumps(history)},
         {"model": "k-mer LR", "task": "t", "seed": 0, "fit_seconds": 5.0, "mcc": 50.0,
          "resolved": "", "history": ""},
     ]
