@@ -7,12 +7,12 @@ an improvement, fits creep on for several epochs at tiny rates, each improving b
 With ``min_delta=d`` an epoch counts as an improvement only when it is lower by more than
 ``d`` (Lightning's rule). The rate schedule does not depend on ``min_delta``, so every
 epoch up to the new stopping point is the one recorded: this replays the per-epoch
-validation losses of ``recipes/genomics.py`` result CSVs exactly and reports, per fit,
+validation losses in ``recipes/genomics.py`` result folders exactly and reports, per fit,
 the epoch it would stop at, the epoch it would keep and that epoch's validation loss.
 Test scores of an earlier epoch were not recorded, so where the kept epoch changes only the
 dev loss is known::
 
-    python benchmarks/genomics_stop_replay.py results/s4*/*.csv --min-delta 1e-3 2e-3 5e-3
+    python benchmarks/genomics_stop_replay.py results/s39 results/s4* --min-delta 1e-3 2e-3 5e-3
 
 Rows of ``"auto"`` fits (several networks, one history) and fits without the rate decay are
 skipped; seconds saved are ``fit_seconds`` scaled by the fraction of epochs not run.
@@ -21,9 +21,13 @@ skipped; seconds saved are ``fit_seconds`` scaled by the fraction of epochs not 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import pathlib
+import sys
 from collections.abc import Sequence
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "recipes"))
+from genomics import read_run_csvs  # noqa: E402  (the per-run CSVs of recipes/genomics.py)
 
 
 def replay(val_losses: Sequence[float], min_delta: float, patience: int = 3) -> tuple[int, int]:
@@ -45,38 +49,37 @@ def replay(val_losses: Sequence[float], min_delta: float, patience: int = 3) -> 
     return run, kept
 
 
-def _fits(paths: Sequence[str]) -> list[dict]:
+def _fits(folders: Sequence[str]) -> list[dict]:
     fits = []
-    for path in paths:
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                if "itans" not in row.get("model", "") or not row.get("resolved"):
-                    continue
-                resolved = json.loads(row["resolved"])
-                several = resolved.get("kmer_k_dev_loss") or resolved.get("position_dev_loss")
-                if not resolved.get("lr_decay") or several:
-                    continue  # no decay, or an "auto" fit: one history for several networks
-                history = json.loads(row["history"])  # [epoch, train loss, val loss, lr]
-                fits.append(
-                    {
-                        "name": f"{path}:{row['task']}:seed{row['seed']}",
-                        "val": [h[2] for h in history],
-                        "seconds": float(row["fit_seconds"]),
-                        "mcc": float(row["mcc"]),
-                    }
-                )
+    for folder in folders:
+        for row in read_run_csvs(folder)[0]:
+            if "itans" not in row.get("model", "") or not row.get("resolved"):
+                continue
+            resolved = json.loads(row["resolved"])
+            several = resolved.get("kmer_k_dev_loss") or resolved.get("position_dev_loss")
+            if not resolved.get("lr_decay") or several:
+                continue  # no decay, or an "auto" fit: one history for several networks
+            history = json.loads(row["history"])  # [epoch, train loss, val loss, lr]
+            fits.append(
+                {
+                    "name": f"{folder}/{row['tag']}:{row['task']}:seed{row['seed']}",
+                    "val": [h[2] for h in history],
+                    "seconds": float(row["fit_seconds"]),
+                    "mcc": float(row["mcc"]),
+                }
+            )
     return fits
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("csv", nargs="+", help="recipes/genomics.py result CSVs")
+    parser.add_argument("folders", nargs="+", help="recipes/genomics.py --out folders")
     parser.add_argument("--min-delta", type=float, nargs="+", default=[1e-3, 2e-3, 5e-3])
     parser.add_argument("--patience", type=int, default=3)
     args = parser.parse_args(argv)
-    fits = _fits(args.csv)
+    fits = _fits(args.folders)
     if not fits:
-        raise SystemExit("no single-network fit with the rate decay in these CSVs")
+        raise SystemExit("no single-network fit with the rate decay in these folders")
     for delta in args.min_delta:
         print(f"== min_delta {delta:g}")
         total = saved = 0.0

@@ -32,7 +32,7 @@ def test_replay_with_min_delta_stops_on_the_creep_and_keeps_the_best_seen() -> N
         bench.replay([], 1e-3)
 
 
-def test_main_reads_recipe_csvs_and_skips_auto_fits(tmp_path, capsys) -> None:
+def test_main_reads_recipe_folders_and_skips_auto_fits(tmp_path, capsys) -> None:
     path = tmp_path / "r.csv"
     history = [[i + 1, 0.0, v, 3e-4] for i, v in enumerate(CREEP)]
     rows = [
@@ -49,11 +49,12 @@ def test_main_reads_recipe_csvs_and_skips_auto_fits(tmp_path, capsys) -> None:
         {"model": "k-mer LR", "task": "t", "seed": 0, "fit_seconds": 5.0, "mcc": 50.0,
          "resolved": "", "history": ""},
     ]
+    rows = [{"tag": "a", **row} for row in rows]  # the recipe's per-run CSV columns
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    bench.main([str(path), "--min-delta", "0.05"])
+    bench.main([str(tmp_path), "--min-delta", "0.05"])
     out = capsys.readouterr().out
     assert "epochs 10 ->  5, best  7  keeps 5 not 7: dev 0.3997 vs 0.3991 (+0.0006)" in out
     assert "1 fits: 0.3 h -> 0.1 h (50 % saved); kept epoch changed in 1" in out
