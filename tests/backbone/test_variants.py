@@ -199,6 +199,52 @@ def test_mac_matches_dense_per_segment_reference() -> None:
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 
+def _reverse_real(x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    out = x.clone()
+    for row, n in enumerate(lengths):
+        out[row, :n] = x[row, :n].flip(0)
+    return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bidirectional_sees_both_sides_and_ignores_padding(variant: str) -> None:
+    model = make(variant)
+    lengths = [T, 14]
+    x = inputs()
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    y = model.bidirectional(x, mask)
+    # reversing each row's real tokens reverses the output (shared weights, averaged ways)
+    y_rev = model.bidirectional(_reverse_real(x, lengths), mask)
+    torch.testing.assert_close(y_rev, _reverse_real(y, lengths), rtol=0, atol=1e-12)
+    # the real tokens do not see padding, however long or whatever it holds
+    x_pad = x.clone()
+    x_pad[1, 14:] = 1e3
+    torch.testing.assert_close(model.bidirectional(x_pad, mask)[1, :14], y[1, :14],
+                               rtol=0, atol=1e-12)
+    alone = model.bidirectional(x[1:, :14], mask[1:, :14])
+    torch.testing.assert_close(alone[0], y[1, :14], rtol=1e-10, atol=1e-12)
+    # not causal: a change at position 7 reaches every earlier position (within two
+    # attention windows: "swa" has no memory to carry it further)
+    x_late = x.clone()
+    x_late[:, 7] += 1.0
+    moved = (model.bidirectional(x_late, mask) - y).abs().amax(-1)
+    assert (moved[:, :8] > 1e-6).all()
+    # the left-to-right half is the causal forward, run on the same blocks
+    causal, _ = model(x)
+    assert (causal[:, 0] - y[:, 0]).abs().max() > 1e-6
+
+
+def test_bidirectional_checks_mask() -> None:
+    model = make("mag")
+    x = inputs(t=6, b=1)
+    with pytest.raises(ValueError, match="bool tensor of shape"):
+        model.bidirectional(x, torch.ones(1, 6))
+    with pytest.raises(ValueError, match="prefix of each row"):
+        model.bidirectional(x, torch.tensor([[False, True, True, True, True, True]]))
+    with pytest.raises(ValueError, match="d_model=16"):
+        model.bidirectional(torch.zeros(1, 6, 8, dtype=DT), torch.ones(1, 6, dtype=torch.bool))
+
+
 def test_backbone_checks_inputs() -> None:
     model = make("mag")
     with pytest.raises(ValueError, match="d_model=16"):

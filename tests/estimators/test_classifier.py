@@ -842,6 +842,28 @@ def test_kmer_linear_option(motif_data, tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(X[:4]), est.decision_function(X[:4]))
 
 
+def test_bidirectional_option(motif_data, tmp_path):
+    X, y = motif_data
+    est = tiny(bidirectional=True).fit(X, y)
+    assert est.config_.bidirectional and not tiny().fit(X[:32], y[:32]).config_.bidirectional
+    # every token's state sees the whole sequence: the embeddings are the backbone's
+    # two-way pass, not its causal one
+    ids, mask = pad_batch([est.tokenizer_.encode(s) for s in X[:3]], est.config_.pad_id)
+    model = est.model_.eval()
+    with torch.no_grad():
+        x = model.embedding(ids) + model.subkmers(ids)
+        two_way = model.backbone.bidirectional(x, mask)
+        causal, _ = model.backbone(x)
+        states = model.tokens(ids, mask)
+    torch.testing.assert_close(states, two_way)
+    assert not torch.allclose(states, causal)
+    loaded = TitansSequenceClassifier.load(est.save(tmp_path / "bidirectional"))
+    assert loaded.bidirectional and loaded.config_.bidirectional
+    np.testing.assert_array_equal(loaded.predict_proba(X[:8]), est.predict_proba(X[:8]))
+    with pytest.raises(TypeError, match="bidirectional must be a bool"):
+        SequenceModelConfig(vocab_size=9, pad_id=5, n_classes=3, bidirectional=1)
+
+
 def test_auto_position_embedding_adds_one_candidate(motif_data, tmp_path):
     X, y = motif_data
     est = tiny(position_embedding="auto", auto_margin=0.0).fit(X, y)

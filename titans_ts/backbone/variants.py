@@ -20,6 +20,11 @@ Streaming: :class:`TitansBackbone` returns a :class:`BackboneState` (memory stat
 caches, stream position) so ``backbone(x[:, :s])`` followed by ``backbone(x[:, s:], state)``
 equals ``backbone(x)`` for any ``s``; the state has a constant size, so arbitrarily long
 streams run in constant memory.
+
+Whole sequences (classification): :meth:`TitansBackbone.bidirectional` runs every block on
+each sequence left to right and right to left with the same weights and averages the two
+(the weight-tied two-way layer of Caduceus, Schiff et al. 2024), so every position sees the
+whole sequence; it has no streaming state.
 """
 
 from __future__ import annotations
@@ -335,3 +340,37 @@ class TitansBackbone(nn.Module):
             x, s = block(x, position, None if previous is None else previous[i])
             layers.append(s)
         return self.norm(x), BackboneState(layers, position + x.shape[1])
+
+    def bidirectional(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Non-causal pass over whole, right-padded sequences: ``(B, T, d_model) -> (B, T,
+        d_model)``.
+
+        Each block reads every row's real tokens (``mask (B, T)`` bool, ``True`` on a
+        prefix of each row) left to right and, with the same weights, right to left; its
+        output is the mean of the two, position by position. Padding stays at the end in
+        both directions, so the real tokens' outputs do not depend on it; reversing each
+        row's real tokens reverses the output. Twice the forward's compute.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.config.d_model:
+            raise ValueError(
+                f"x must have shape (B, T, d_model={self.config.d_model}), got {tuple(x.shape)}"
+            )
+        if mask.shape != x.shape[:2] or mask.dtype != torch.bool:
+            raise ValueError(
+                f"mask must be a bool tensor of shape (B, T)={tuple(x.shape[:2])}, got "
+                f"{mask.dtype} {tuple(mask.shape)}"
+            )
+        steps = torch.arange(x.shape[1], device=x.device)
+        lengths = mask.sum(1, keepdim=True)
+        if not bool(torch.equal(mask, steps < lengths)):
+            raise ValueError(
+                "mask must mark a prefix of each row (right padding, as pad_batch makes)"
+            )
+        # each row's real tokens reversed, padding left in place; the map is its own inverse
+        flip = torch.where(steps < lengths, lengths - 1 - steps, steps)[..., None]
+        flip = flip.expand_as(x)
+        batch = x.shape[0]
+        for block in self.blocks:
+            both, _ = block(torch.cat([x, x.gather(1, flip)]), 0, None)
+            x = 0.5 * (both[:batch] + both[batch:].gather(1, flip))
+        return self.norm(x)

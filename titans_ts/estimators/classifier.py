@@ -335,6 +335,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             class inside the classifier; off by default: one seed each on the CPU, it
             lowered the validation loss on mouse/0 and prom_core_tata and raised it on
             tf/0 and mouse/2; docs/results.md).
+        bidirectional: every backbone block reads each sequence left to right and right to
+            left with the same weights and averages the two, so each token's state sees the
+            whole sequence (not only its left); twice the compute. Off by default (causal,
+            as the streaming backbone and a pretrained DNA language model are).
         subkmer_embedding: add to every k-mer token's embedding learned embeddings of its
             prefixes of 1 .. k-1 bases (k-mers that share a prefix share part of their
             embedding; :class:`~titans_ts.training.sequence.SubkmerEmbedding`). Used with
@@ -402,6 +406,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         "position_embedding": ["boolean", Options(("auto",))],
         "auto_margin": [Interval(Real, 0, None, closed="left")],
         "kmer_linear": ["boolean"],
+        "bidirectional": ["boolean"],
         "subkmer_embedding": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None)],
@@ -444,6 +449,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         position_embedding: bool | str = _D.position_embedding,
         auto_margin: float = _D.auto_margin,
         kmer_linear: bool = False,
+        bidirectional: bool = False,
         subkmer_embedding: bool = _D.subkmer_embedding,
         dropout: float = _D.dropout,
         max_epochs: int = _D.max_epochs,
@@ -482,6 +488,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         self.position_embedding = position_embedding
         self.auto_margin = auto_margin
         self.kmer_linear = kmer_linear
+        self.bidirectional = bidirectional
         self.subkmer_embedding = subkmer_embedding
         self.dropout = dropout
         self.max_epochs = max_epochs
@@ -766,6 +773,7 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
             backbone=backbone,
             max_positions=int(forward.lengths.max()) if position else 0,
             kmer_linear=bool(self.kmer_linear),
+            bidirectional=bool(self.bidirectional),
             subkmer_k=self._subkmer_k(tokenizer),
         )
 

@@ -263,6 +263,9 @@ class SequenceModelConfig:
             k-mers sharing a prefix share part of their embedding, and every shorter
             j-mer of the sequence is represented); other tokens (``[UNK]``, specials) get
             none. 0: off.
+        bidirectional: read each sequence both ways in every backbone block (shared weights,
+            outputs averaged: :meth:`~titans_ts.backbone.TitansBackbone.bidirectional`), so
+            every token's state sees the whole sequence; False: left to right only (causal).
     """
 
     vocab_size: int
@@ -274,6 +277,7 @@ class SequenceModelConfig:
     max_positions: int = 0
     kmer_linear: bool = False
     subkmer_k: int = 0
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         for name, low in (("vocab_size", 1), ("pad_id", 0), ("n_classes", 2),
@@ -287,8 +291,9 @@ class SequenceModelConfig:
             raise ValueError(f"pad_id={self.pad_id} is outside vocab_size={self.vocab_size}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if not isinstance(self.kmer_linear, bool):
-            raise TypeError(f"kmer_linear must be a bool, got {self.kmer_linear!r}")
+        for name in ("kmer_linear", "bidirectional"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.subkmer_k == 1 or 4**self.subkmer_k > self.vocab_size:
             raise ValueError(
                 f"subkmer_k={self.subkmer_k} needs k-mer tokens with k >= 2 whose 4**k k-mer "
@@ -459,6 +464,8 @@ class TitansSequenceModel(nn.Module):
             n = self.position.num_embeddings
             where = torch.arange(ids.shape[1], device=ids.device).clamp_max(n - 1)
             x = x + self.position(where)
+        if self.config.bidirectional:
+            return self.backbone.bidirectional(x, mask)
         h, _ = self.backbone(x)
         return h
 
