@@ -338,7 +338,10 @@ class TitansSequenceClassifier(ClassifierMixin, TitansBaseEstimator):
         bidirectional: every backbone block reads each sequence left to right and right to
             left with the same weights and averages the two, so each token's state sees the
             whole sequence (not only its left); twice the compute. Off by default (causal,
-            as the streaming backbone and a pretrained DNA language model are).
+            as the streaming backbone and a pretrained DNA language model are): on the CPU
+            it raised test MCC on the promoter sets (prom_core_tata, prom_core_notata) and
+            mouse/0 and lowered it on tf/0 and mouse/2, within seed noise but on one
+            prom_core_notata seed (docs/results.md, session 46).
         subkmer_embedding: add to every k-mer token's embedding learned embeddings of its
             prefixes of 1 .. k-1 bases (k-mers that share a prefix share part of their
             embedding; :class:`~titans_ts.training.sequence.SubkmerEmbedding`). Used with
