@@ -229,7 +229,7 @@ def test_bidirectional_sees_both_sides_and_ignores_padding(variant: str) -> None
     x_late[:, 7] += 1.0
     moved = (model.bidirectional(x_late, mask) - y).abs().amax(-1)
     assert (moved[:, :8] > 1e-6).all()
-    # the left-to-right half is the causal forward, run on the same blocks
+    # and it is not the causal forward of the same blocks
     causal, _ = model(x)
     assert (causal[:, 0] - y[:, 0]).abs().max() > 1e-6
 

@@ -319,13 +319,16 @@ class TitansBackbone(nn.Module):
         dtype = next(self.parameters()).dtype
         return {"x": ((batch_size, length, self.config.d_model), dtype)}
 
-    def forward(
-        self, x: Tensor, state: BackboneState | None = None
-    ) -> tuple[Tensor, BackboneState]:
+    def _check_x(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.config.d_model:
             raise ValueError(
                 f"x must have shape (B, T, d_model={self.config.d_model}), got {tuple(x.shape)}"
             )
+
+    def forward(
+        self, x: Tensor, state: BackboneState | None = None
+    ) -> tuple[Tensor, BackboneState]:
+        self._check_x(x)
         if state is not None and state.layers and len(state.layers) != len(self.blocks):
             raise ValueError(
                 f"state has {len(state.layers)} layer states but the backbone has "
@@ -351,10 +354,7 @@ class TitansBackbone(nn.Module):
         both directions, so the real tokens' outputs do not depend on it; reversing each
         row's real tokens reverses the output. Twice the forward's compute.
         """
-        if x.dim() != 3 or x.shape[-1] != self.config.d_model:
-            raise ValueError(
-                f"x must have shape (B, T, d_model={self.config.d_model}), got {tuple(x.shape)}"
-            )
+        self._check_x(x)
         if mask.shape != x.shape[:2] or mask.dtype != torch.bool:
             raise ValueError(
                 f"mask must be a bool tensor of shape (B, T)={tuple(x.shape[:2])}, got "

@@ -455,7 +455,8 @@ class TitansSequenceModel(nn.Module):
             raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
 
     def tokens(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """Backbone states ``(B, T, d_model)`` of ``ids (B, T)`` (padding included)."""
+        """Backbone states ``(B, T, d_model)`` of ``ids (B, T)`` (padding included; with
+        ``config.bidirectional`` the two-way pass, else the causal one)."""
         self._check(ids, mask)
         x = self.embedding(ids)
         if self.subkmers is not None:
