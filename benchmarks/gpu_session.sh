@@ -296,15 +296,18 @@ plan_defaults() {  # the shipped defaults end to end on the large tasks whose ro
   # choices are read off their rows afterwards (each candidate is seeded afresh, so it
   # equals the fit inside the default; tested). SEEDS as in plan_kmer5; TASKS (default the
   # four above) and VARIANT (e.g. VARIANT=mac: the backbone block, tags ..._mac; default
-  # the classifier's, MAG) re-measure other rows, e.g. the defaults table under MAC
+  # the classifier's, MAG) re-measure other rows, e.g. the defaults table under MAC;
+  # BIDIRECTIONAL=1 trains two-way blocks (bidirectional=True, tags ..._bi)
   local t s k p v=""
   [ -n "${VARIANT:-}" ] && v="_$VARIANT"
+  [ -n "${BIDIRECTIONAL:-}" ] && v="${v}_bi"
   for s in ${SEEDS:-0}; do
     for t in ${TASKS:-prom_core_all prom_core_notata tf/0 tf/1}; do
       for k in 4 6; do
         for p in False True; do
           job "gue_def_${t//\//_}_k${k}_pos${p}${v}_s$s" "${GEN[@]}" "${B128[@]}" \
             ${VARIANT:+--set "variant=$VARIANT"} \
+            ${BIDIRECTIONAL:+--set "bidirectional=True"} \
             --set "kmer_k=$k" --set "position_embedding=$p" --seeds "$s" \
             --tasks "$t" --tag "def_${t//\//_}_k${k}_pos${p}${v}_s$s"
         done
